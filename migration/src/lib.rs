@@ -1,0 +1,33 @@
+//! Tollgate's database schema as an ordered list of SeaORM migrations.
+//!
+//! Migrations are append-only: never edit one that has shipped, add a new file and list it
+//! at the end of [`Migrator::migrations`]. Every migration works on SQLite and PostgreSQL
+//! through [`SchemaManager`]; PostgreSQL-only features sit behind a backend check.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_accounts;
+mod m20261123_000002_api_keys;
+mod m20261123_000003_usage;
+mod m20261123_000004_quota_requests;
+mod m20261123_000005_providers;
+mod m20261123_000006_alerts;
+mod m20261123_000007_audit_idempotency;
+
+/// Runs Tollgate's migrations in order (`Migrator::up(&db, None)`).
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261123_000001_accounts::Migration),
+            Box::new(m20261123_000002_api_keys::Migration),
+            Box::new(m20261123_000003_usage::Migration),
+            Box::new(m20261123_000004_quota_requests::Migration),
+            Box::new(m20261123_000005_providers::Migration),
+            Box::new(m20261123_000006_alerts::Migration),
+            Box::new(m20261123_000007_audit_idempotency::Migration),
+        ]
+    }
+}

@@ -1,0 +1,307 @@
+//! Typed settings: embedded defaults -> `--config FILE` -> `TOLLGATE__SECTION__KEY` env
+//! (plus `DATABASE_URL`, `REDIS_URL`), validated once at start. No other module reads the
+//! environment.
+
+use std::{
+    fmt,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Toml},
+};
+use serde::{Deserialize, Serialize, Serializer};
+
+mod secrets;
+
+pub use secrets::{Secret, SecretUrl};
+
+/// The defaults, compiled into the binary so `tollgate` runs with no file at all.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub jobs: JobSettings,
+    pub data: DataSettings,
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub auth: AuthSettings,
+    pub crypto: CryptoSettings,
+    pub limits: LimitSettings,
+    pub email: EmailSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct ServerSettings {
+    pub addr: String,
+    pub public_url: String,
+    pub body_limit_bytes: usize,
+    pub workers: usize,
+    pub shutdown_timeout_secs: u64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct JobSettings {
+    pub in_process: bool,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct DataSettings {
+    pub dir: PathBuf,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct DatabaseSettings {
+    pub url: SecretUrl,
+    pub max_connections: u32,
+    pub acquire_timeout_secs: u64,
+    pub migrate_on_start: bool,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct RedisSettings {
+    pub url: SecretUrl,
+    pub key_prefix: String,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct AuthSettings {
+    pub jwt_secret: Secret,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub access_token_ttl_secs: u64,
+    pub open_signup: bool,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct CryptoSettings {
+    pub master_key: Secret,
+}
+
+/// Default per-key limits; `per_month = 0` means no monthly quota.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct LimitSettings {
+    pub per_minute: u64,
+    pub per_hour: u64,
+    pub per_day: u64,
+    pub per_month: u64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum EmailTransport {
+    Outbox,
+    Smtp,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct EmailSettings {
+    pub transport: EmailTransport,
+    pub from: String,
+    pub outbox_dir: PathBuf,
+    pub smtp_url: SecretUrl,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Auto,
+    Json,
+    Pretty,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+/// A setting that cannot be used, reported as one line naming it.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting `{setting}`: {message}")]
+pub struct ConfigError {
+    pub setting: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(setting: impl Into<String>, message: impl fmt::Display) -> Self {
+        Self {
+            setting: setting.into(),
+            message: message.to_string(),
+        }
+    }
+}
+
+/// Which storage the process runs on; decides which secrets must be configured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// SQLite + in-process counters: `cargo run` on a laptop.
+    Embedded,
+    /// PostgreSQL (and usually Redis): every secret must come from configuration.
+    Production,
+}
+
+impl Settings {
+    /// Loads defaults, then `file`, then the environment. Validation is separate
+    /// ([`Settings::finalize`]) so callers (tests) can adjust values first.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError::new(
+                    "--config",
+                    format!("{} is not a file", path.display()),
+                ));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment
+            .merge(Env::prefixed("TOLLGATE__").split("__"))
+            .merge(
+                Env::raw()
+                    .only(&["DATABASE_URL"])
+                    .map(|_| "database.url".into()),
+            )
+            .merge(Env::raw().only(&["REDIS_URL"]).map(|_| "redis.url".into()));
+        figment.extract().map_err(|err| {
+            let setting = err.path.join(".");
+            let setting = if setting.is_empty() {
+                "config".to_owned()
+            } else {
+                setting
+            };
+            ConfigError::new(setting, err.kind)
+        })
+    }
+
+    /// Fills derived values (database URL, outbox dir), validates every setting and, in
+    /// embedded mode, loads or generates the secrets kept in the data directory.
+    pub fn finalize(mut self) -> Result<Self, ConfigError> {
+        if self.database.url.is_empty() {
+            let path = self.data.dir.join("tollgate.db");
+            self.database.url = SecretUrl::new(format!("sqlite://{}?mode=rwc", path.display()));
+        }
+        if self.email.outbox_dir.as_os_str().is_empty() {
+            self.email.outbox_dir = self.data.dir.join("outbox");
+        }
+        self.validate()?;
+        secrets::resolve(&mut self)?;
+        Ok(self)
+    }
+
+    pub fn mode(&self) -> Mode {
+        if self.database.url.expose().starts_with("postgres") {
+            Mode::Production
+        } else {
+            Mode::Embedded
+        }
+    }
+
+    pub fn socket_addr(&self) -> SocketAddr {
+        self.server.addr.parse().expect("validated in finalize")
+    }
+
+    /// The base URL links point at.
+    pub fn public_url(&self) -> String {
+        if self.server.public_url.is_empty() {
+            format!("http://{}", self.server.addr)
+        } else {
+            self.server.public_url.trim_end_matches('/').to_owned()
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.server.addr.parse::<SocketAddr>().map_err(|_| {
+            ConfigError::new(
+                "server.addr",
+                format!("`{}` is not HOST:PORT", self.server.addr),
+            )
+        })?;
+        if !self.server.public_url.is_empty() {
+            check_url(
+                "server.public_url",
+                &self.server.public_url,
+                &["http", "https"],
+            )?;
+        }
+        positive(
+            "server.body_limit_bytes",
+            self.server.body_limit_bytes as u64,
+        )?;
+        check_url(
+            "database.url",
+            self.database.url.expose(),
+            &["sqlite", "postgres", "postgresql"],
+        )?;
+        positive(
+            "database.max_connections",
+            self.database.max_connections.into(),
+        )?;
+        positive(
+            "database.acquire_timeout_secs",
+            self.database.acquire_timeout_secs,
+        )?;
+        if !self.redis.url.is_empty() {
+            check_url("redis.url", self.redis.url.expose(), &["redis", "rediss"])?;
+        }
+        if self.auth.jwt_issuer.is_empty() || self.auth.jwt_audience.is_empty() {
+            return Err(ConfigError::new(
+                "auth.jwt_issuer",
+                "issuer and audience must not be empty",
+            ));
+        }
+        positive(
+            "auth.access_token_ttl_secs",
+            self.auth.access_token_ttl_secs,
+        )?;
+        positive("limits.per_minute", self.limits.per_minute)?;
+        positive("limits.per_hour", self.limits.per_hour)?;
+        positive("limits.per_day", self.limits.per_day)?;
+        if self.email.transport == EmailTransport::Smtp {
+            check_url(
+                "email.smtp_url",
+                self.email.smtp_url.expose(),
+                &["smtp", "smtps"],
+            )?;
+        }
+        if !self.email.from.contains('@') {
+            return Err(ConfigError::new(
+                "email.from",
+                format!("`{}` is not an email address", self.email.from),
+            ));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|err| ConfigError::new("log.level", err))?;
+        Ok(())
+    }
+}
+
+fn positive(setting: &str, value: u64) -> Result<(), ConfigError> {
+    if value == 0 {
+        return Err(ConfigError::new(setting, "must be greater than 0"));
+    }
+    Ok(())
+}
+
+fn check_url(setting: &str, value: &str, schemes: &[&str]) -> Result<(), ConfigError> {
+    let url = url::Url::parse(value)
+        .map_err(|err| ConfigError::new(setting, format!("not a URL ({err})")))?;
+    if !schemes.contains(&url.scheme()) {
+        let expected = schemes.join(", ");
+        return Err(ConfigError::new(
+            setting,
+            format!("scheme must be one of: {expected}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Serializes a value as `"[redacted]"` unless it is empty (used by [`Secret`]).
+fn serialize_redacted<S: Serializer>(value: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(if value.is_empty() { "" } else { "[redacted]" })
+}

@@ -1,0 +1,132 @@
+//! Database connection (SQLite or PostgreSQL through SeaORM), migrations, time partitions of
+//! `usage_events` on PostgreSQL, and the one place database errors are classified.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{Days, NaiveDate, Utc};
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DbErr, SqlErr,
+    Statement,
+};
+
+use crate::{
+    config::DatabaseSettings,
+    error::{Error, ErrorKind},
+};
+
+/// Daily partitions of `usage_events` kept ready ahead of today (PostgreSQL only).
+const PARTITION_DAYS_AHEAD: u64 = 7;
+
+/// Opens the pool. SQLite gets WAL and a busy timeout so the writer and readers coexist.
+pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<DatabaseConnection> {
+    let url = settings.url.expose();
+    if let Some(parent) = sqlite_path(url).and_then(|p| std::path::Path::new(p).parent()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating the data directory {}", parent.display()))?;
+    }
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .max_connections(settings.max_connections)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(settings.acquire_timeout_secs))
+        .connect_timeout(Duration::from_secs(settings.acquire_timeout_secs))
+        .sqlx_logging(false);
+    if sqlite_path(url).is_some() {
+        options.map_sqlx_sqlite_opts(|opts| {
+            opts.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+        });
+    }
+    let db = Database::connect(options)
+        .await
+        .with_context(|| format!("connecting to {}", settings.url.redacted()))?;
+    Ok(db)
+}
+
+/// The file path of a `sqlite://` URL, if it is one.
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("sqlite://")?;
+    Some(rest.split('?').next().unwrap_or(rest))
+}
+
+/// Applies pending migrations (idempotent) and makes sure upcoming event partitions exist.
+pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
+    Migrator::up(db, None)
+        .await
+        .context("applying migrations")?;
+    ensure_event_partitions(db, Utc::now().date_naive()).await
+}
+
+/// Creates daily `usage_events` partitions from `today` up to [`PARTITION_DAYS_AHEAD`] days
+/// ahead. A no-op on SQLite. Safe to call repeatedly and from several processes.
+pub async fn ensure_event_partitions(
+    db: &DatabaseConnection,
+    today: NaiveDate,
+) -> anyhow::Result<()> {
+    if db.get_database_backend() != DatabaseBackend::Postgres {
+        return Ok(());
+    }
+    for offset in 0..=PARTITION_DAYS_AHEAD {
+        let day = today + Days::new(offset);
+        let next = day + Days::new(1);
+        let sql = format!(
+            "CREATE TABLE IF NOT EXISTS usage_events_{name} PARTITION OF usage_events \
+             FOR VALUES FROM ('{day} 00:00:00+00') TO ('{next} 00:00:00+00')",
+            name = day.format("%Y%m%d"),
+        );
+        if let Err(err) = db.execute_unprepared(&sql).await {
+            // Another node created it between our check and our statement.
+            if !matches!(db_code(&err).as_deref(), Some("42P07") | Some("23505")) {
+                return Err(err).with_context(|| format!("creating partition for {day}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs `SELECT 1`: the readiness check.
+pub async fn ping(db: &DatabaseConnection) -> Result<(), DbErr> {
+    let backend = db.get_database_backend();
+    db.query_one_raw(Statement::from_string(backend, "SELECT 1"))
+        .await
+        .map(|_| ())
+}
+
+/// The one classification of database errors into domain errors.
+pub fn classify(err: DbErr) -> Error {
+    match err.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => Error::new(
+            ErrorKind::Conflict,
+            "A resource with these values already exists.",
+        )
+        .with_source(err),
+        Some(SqlErr::ForeignKeyConstraintViolation(_)) => Error::new(
+            ErrorKind::Validation,
+            "A referenced resource does not exist.",
+        )
+        .with_source(err),
+        _ => match err {
+            DbErr::RecordNotFound(detail) => Error::not_found(detail),
+            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
+                Error::unavailable("The database is unavailable. Try again shortly.", err)
+            }
+            other => Error::internal(other),
+        },
+    }
+}
+
+/// The SQLSTATE code of a database error, when the driver reported one.
+fn db_code(err: &DbErr) -> Option<String> {
+    match err {
+        DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e))
+        | DbErr::Query(sea_orm::RuntimeErr::SqlxError(e)) => e
+            .as_database_error()
+            .and_then(|d| d.code())
+            .map(|c| c.into_owned()),
+        _ => None,
+    }
+}

@@ -1,0 +1,210 @@
+//! Demo data for the embedded mode: a plan, the "Acme Demo" tenant, an owner, a platform admin
+//! and API keys with known secrets. Idempotent: running it again changes nothing.
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+};
+use uuid::Uuid;
+
+use crate::{
+    auth::users,
+    entities::{api_keys, memberships, plans, tenants},
+    error::Result,
+    keys::secret::KeySecret,
+    tenancy::Role,
+};
+
+pub const TENANT_SLUG: &str = "acme-demo";
+pub const OWNER_EMAIL: &str = "owner@acme.example";
+pub const ADMIN_EMAIL: &str = "admin@tollgate.example";
+/// Demo logins share one password; the demo is for laptops, never for production data.
+pub const PASSWORD: &str = "tollgate-demo-password";
+
+/// The demo keys: name, secret, per-minute limit.
+const KEYS: [(&str, &str, i64); 3] = [
+    (
+        "render-farm",
+        "tg_live_demoRenderFarm0000000000000000000000000",
+        100,
+    ),
+    (
+        "checkout-web",
+        "tg_live_demoCheckoutWeb000000000000000000000000",
+        600,
+    ),
+    (
+        "mobile-app",
+        "tg_live_demoMobileApp00000000000000000000000000",
+        300,
+    ),
+];
+
+/// What was seeded, for printing.
+pub struct Demo {
+    pub tenant_id: Uuid,
+}
+
+impl Demo {
+    pub fn describe(&self, base_url: &str) -> String {
+        let keys: Vec<String> = KEYS
+            .iter()
+            .map(|(name, secret, _)| format!("    {name:<13} {secret}"))
+            .collect();
+        format!(
+            "Demo tenant `{TENANT_SLUG}` ({}) is ready.\n  \
+             API docs: {base_url}/docs/   Health: {base_url}/readyz\n  \
+             Merchant login: {OWNER_EMAIL} / {PASSWORD}\n  \
+             Platform admin: {ADMIN_EMAIL} / {PASSWORD}\n  \
+             API keys (X-API-Key):\n{}",
+            self.tenant_id,
+            keys.join("\n")
+        )
+    }
+}
+
+pub async fn seed(db: &impl ConnectionTrait) -> Result<Demo> {
+    let plan_id = ensure_plan(db).await?;
+    let tenant_id = ensure_tenant(db, plan_id).await?;
+    let owner = match users::find_by_email(db, OWNER_EMAIL).await? {
+        Some(user) => user,
+        None => users::insert(db, OWNER_EMAIL, PASSWORD, Some("Ada Owner".into()), false).await?,
+    };
+    ensure_membership(db, tenant_id, owner.id, Role::Owner).await?;
+    if users::find_by_email(db, ADMIN_EMAIL).await?.is_none() {
+        users::insert(
+            db,
+            ADMIN_EMAIL,
+            PASSWORD,
+            Some("Platform Admin".into()),
+            true,
+        )
+        .await?;
+    }
+    for (name, secret, per_minute) in KEYS {
+        ensure_key(
+            db,
+            tenant_id,
+            owner.id,
+            name,
+            &KeySecret::from_existing(secret),
+            per_minute,
+        )
+        .await?;
+    }
+    Ok(Demo { tenant_id })
+}
+
+async fn ensure_plan(db: &impl ConnectionTrait) -> Result<Uuid> {
+    let existing = plans::Entity::find()
+        .filter(plans::Column::Name.eq("Starter"))
+        .one(db)
+        .await?;
+    if let Some(plan) = existing {
+        return Ok(plan.id);
+    }
+    let now = Utc::now();
+    let plan = plans::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        name: Set("Starter".into()),
+        per_minute: Set(100),
+        per_hour: Set(1000),
+        per_day: Set(10_000),
+        per_month: Set(Some(200_000)),
+        is_default: Set(true),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    Ok(plan.insert(db).await?.id)
+}
+
+async fn ensure_tenant(db: &impl ConnectionTrait, plan_id: Uuid) -> Result<Uuid> {
+    let existing = tenants::Entity::find()
+        .filter(tenants::Column::Slug.eq(TENANT_SLUG))
+        .one(db)
+        .await?;
+    if let Some(tenant) = existing {
+        return Ok(tenant.id);
+    }
+    let now = Utc::now();
+    let tenant = tenants::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        name: Set("Acme Demo".into()),
+        slug: Set(TENANT_SLUG.into()),
+        plan_id: Set(Some(plan_id)),
+        limit_per_minute: Set(None),
+        limit_per_hour: Set(None),
+        limit_per_day: Set(None),
+        limit_per_month: Set(None),
+        timezone: Set("UTC".into()),
+        currency: Set("USD".into()),
+        status: Set("active".into()),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    Ok(tenant.insert(db).await?.id)
+}
+
+async fn ensure_membership(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    user_id: Uuid,
+    role: Role,
+) -> Result<()> {
+    let existing = memberships::Entity::find()
+        .filter(memberships::Column::TenantId.eq(tenant_id))
+        .filter(memberships::Column::UserId.eq(user_id))
+        .one(db)
+        .await?;
+    if existing.is_some() {
+        return Ok(());
+    }
+    let now = Utc::now();
+    let membership = memberships::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(tenant_id),
+        user_id: Set(user_id),
+        role: Set(role.as_str().into()),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    membership.insert(db).await?;
+    Ok(())
+}
+
+async fn ensure_key(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    created_by: Uuid,
+    name: &str,
+    secret: &KeySecret,
+    per_minute: i64,
+) -> Result<()> {
+    let hash = secret.hash();
+    let existing = api_keys::Entity::find()
+        .filter(api_keys::Column::KeyHash.eq(&hash))
+        .one(db)
+        .await?;
+    if existing.is_some() {
+        return Ok(());
+    }
+    let now = Utc::now();
+    let key = api_keys::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(tenant_id),
+        name: Set(name.into()),
+        description: Set(Some("Demo key".into())),
+        key_hash: Set(hash),
+        prefix: Set(secret.display_prefix()),
+        last4: Set(secret.last4()),
+        source: Set("imported".into()),
+        status: Set("active".into()),
+        limit_per_minute: Set(Some(per_minute)),
+        created_by: Set(Some(created_by)),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    };
+    key.insert(db).await?;
+    Ok(())
+}

@@ -1,0 +1,147 @@
+//! The HTTP surface: every route in one table ([`routes`]), the app factory shared by the
+//! server and the OpenAPI generator, and the fallbacks that keep every error problem+json.
+
+use actix_router::ResourceDef;
+use actix_web::{
+    App, HttpRequest, HttpResponse,
+    body::MessageBody,
+    dev::{ServiceFactory, ServiceRequest, ServiceResponse},
+    http::{Method, header},
+    middleware::{Compress, from_fn},
+    web,
+};
+use tracing_actix_web::TracingLogger;
+use utoipa::openapi::OpenApi;
+use utoipa_actix_web::{AppExt, service_config::ServiceConfig};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::{
+    error::{Error, ErrorKind},
+    state::AppState,
+    telemetry,
+};
+
+pub mod extractors;
+pub mod openapi;
+pub mod problem;
+mod routes;
+
+use extractors::BodyLimit;
+
+/// Every route of the API. The OpenAPI document is generated from this same table.
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.configure(routes::ops::configure);
+}
+
+/// The application: routes, the docs page, middleware and the problem+json fallbacks.
+pub fn app(
+    state: AppState,
+    known_routes: web::Data<KnownRoutes>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let body_limit = BodyLimit(state.settings.server.body_limit_bytes);
+    let (app, api) = App::new()
+        .into_utoipa_app()
+        .openapi(openapi::base())
+        .configure(routes)
+        .split_for_parts();
+    app.app_data(web::Data::new(state))
+        .app_data(body_limit)
+        .app_data(known_routes)
+        .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api))
+        .service(web::redirect("/docs", "/docs/"))
+        .default_service(web::to(not_found_or_method_not_allowed))
+        .wrap(from_fn(problem_fallback))
+        .wrap(Compress::default())
+        .wrap(from_fn(telemetry::record_request_metrics))
+        .wrap(TracingLogger::default())
+}
+
+/// The path templates of the API and their methods, taken from the OpenAPI document, so an
+/// unmatched request can be told apart as unknown (404) or using the wrong method (405).
+pub struct KnownRoutes(Vec<(ResourceDef, Vec<Method>)>);
+
+impl KnownRoutes {
+    pub fn from_openapi(api: &OpenApi) -> Self {
+        let routes = api
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let methods = openapi::methods(item);
+                (ResourceDef::new(path.as_str()), methods)
+            })
+            .collect();
+        Self(routes)
+    }
+
+    fn allowed(&self, path: &str) -> Option<&[Method]> {
+        self.0
+            .iter()
+            .find(|(def, _)| def.is_match(path))
+            .map(|(_, methods)| methods.as_slice())
+    }
+}
+
+async fn not_found_or_method_not_allowed(
+    req: HttpRequest,
+    known: web::Data<KnownRoutes>,
+) -> Result<HttpResponse, Error> {
+    let path = req.path();
+    match known.allowed(path) {
+        Some(methods) if !methods.contains(req.method()) => {
+            let allow: Vec<&str> = methods.iter().map(Method::as_str).collect();
+            let err = Error::new(
+                ErrorKind::MethodNotAllowed,
+                format!(
+                    "{} is not allowed on {path}; allowed: {}.",
+                    req.method(),
+                    allow.join(", ")
+                ),
+            );
+            let mut response = actix_web::ResponseError::error_response(&err);
+            let value = header::HeaderValue::from_str(&allow.join(", "))
+                .expect("method names are valid header values");
+            response.headers_mut().insert(header::ALLOW, value);
+            Ok(response)
+        }
+        _ => Err(Error::not_found(format!(
+            "No resource at {} {path}.",
+            req.method()
+        ))),
+    }
+}
+
+/// Last line of defence: any error response that is not JSON already (raised by
+/// actix itself or a library) is rewritten into one, keeping its status.
+async fn problem_fallback(
+    req: ServiceRequest,
+    next: actix_web::middleware::Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let response = next.call(req).await?;
+    let status = response.status();
+    // Our own error bodies are JSON already (problem+json, or health+json from /readyz).
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json"));
+    if status.as_u16() < 400 || is_json {
+        return Ok(response.map_into_left_body());
+    }
+    let detail = response
+        .response()
+        .error()
+        .map(ToString::to_string)
+        .unwrap_or_else(|| status.canonical_reason().unwrap_or("Error").to_owned());
+    let (req, _) = response.into_parts();
+    let replaced = problem::for_status(status, detail);
+    Ok(ServiceResponse::new(req, replaced).map_into_right_body())
+}

@@ -1,0 +1,3 @@
+//! One module per resource: handlers with their `#[utoipa::path]` docs and their DTOs.
+
+pub mod ops;

@@ -1,0 +1,3 @@
+//! API keys: secrets (generation, hashing, display parts).
+
+pub mod secret;

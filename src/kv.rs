@@ -1,0 +1,54 @@
+//! The Redis connection (production mode) and the one place Redis key names are built.
+//! Keys are hash-tagged (`{…}`) by their owner id so Redis Cluster keeps them on one slot.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use redis::{
+    AsyncCommands as _, Client,
+    aio::{ConnectionManager, ConnectionManagerConfig},
+};
+
+use crate::config::RedisSettings;
+
+/// A shared, auto-reconnecting Redis connection plus the configured key prefix.
+#[derive(Clone)]
+pub struct Redis {
+    conn: ConnectionManager,
+    prefix: String,
+}
+
+impl Redis {
+    /// Connects lazily: the process boots while Redis is down and reconnects by itself.
+    pub fn connect(settings: &RedisSettings) -> anyhow::Result<Self> {
+        let client = Client::open(settings.url.expose())
+            .with_context(|| format!("opening {}", settings.url.redacted()))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(2);
+        let conn = ConnectionManager::new_lazy_with_config(client, config)
+            .context("creating the Redis connection manager")?;
+        Ok(Self {
+            conn,
+            prefix: settings.key_prefix.clone(),
+        })
+    }
+
+    /// A connection handle; cheap to clone, multiplexed.
+    pub fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// `<prefix><kind>:{<owner>}`: every key of one owner shares a cluster slot.
+    pub fn key(&self, kind: &str, owner: &str) -> String {
+        format!("{}{kind}:{{{owner}}}", self.prefix)
+    }
+
+    /// `PING`: the readiness check.
+    pub async fn ping(&self) -> redis::RedisResult<()> {
+        let mut conn = self.conn();
+        let _: String = conn.ping().await?;
+        Ok(())
+    }
+}

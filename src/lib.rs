@@ -1,0 +1,19 @@
+//! Tollgate: API usage metering, quota and cost control.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod entities;
+pub mod error;
+pub mod http;
+pub mod jobs;
+pub mod keys;
+pub mod kv;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+pub mod tenancy;
+
+pub use error::{Error, ErrorKind, Result};

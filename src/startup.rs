@@ -1,0 +1,139 @@
+//! The one start-up path, shared by `main` and the tests: connect, migrate, build the state,
+//! bind, and run HTTP plus background jobs until one cancellation token fires.
+
+use std::{net::TcpListener, sync::Arc, time::Duration};
+
+use actix_web::{HttpServer, dev::Server, web};
+use anyhow::Context;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    config::Settings,
+    db,
+    http::{self, KnownRoutes},
+    jobs,
+    kv::Redis,
+    state::AppState,
+    telemetry,
+};
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: AppState,
+    cancel: CancellationToken,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl Application {
+    /// Builds everything from finalized settings; binds `server.addr` (port 0 picks a free one).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        telemetry::metrics_handle();
+        let state = build_state(settings).await?;
+        let settings = state.settings.clone();
+        let listener = TcpListener::bind(settings.socket_addr())
+            .with_context(|| format!("binding {}", settings.server.addr))?;
+        let port = listener.local_addr()?.port();
+        let known = web::Data::new(KnownRoutes::from_openapi(&http::openapi::spec()));
+        let app_state = state.clone();
+        let mut server = HttpServer::new(move || http::app(app_state.clone(), known.clone()))
+            .disable_signals()
+            .shutdown_timeout(settings.server.shutdown_timeout_secs)
+            .listen(listener)?;
+        if settings.server.workers > 0 {
+            server = server.workers(settings.server.workers);
+        }
+        let cancel = CancellationToken::new();
+        let background = if settings.jobs.in_process {
+            jobs::spawn_all(&state, &cancel)
+        } else {
+            Vec::new()
+        };
+        Ok(Self {
+            port,
+            server: server.run(),
+            state,
+            cancel,
+            background,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The token that stops the whole application when cancelled.
+    pub fn cancel_token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    /// Serves until the token is cancelled, then drains HTTP (in-flight requests finish) and
+    /// waits for background tasks, each bounded by `server.shutdown_timeout_secs`.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let handle = self.server.handle();
+        let cancel = self.cancel.clone();
+        tokio::spawn(async move {
+            cancel.cancelled().await;
+            handle.stop(true).await;
+        });
+        let served = self.server.await;
+        self.cancel.cancel();
+        let grace = Duration::from_secs(self.state.settings.server.shutdown_timeout_secs);
+        for task in self.background {
+            if tokio::time::timeout(grace, task).await.is_err() {
+                tracing::warn!("a background task did not stop within the shutdown timeout");
+            }
+        }
+        self.state.db.clone().close().await.ok();
+        served.context("HTTP server failed")
+    }
+}
+
+/// Connects the database (migrating when configured) and Redis.
+pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
+    let db = db::connect(&settings.database).await?;
+    if settings.database.migrate_on_start {
+        db::migrate(&db).await?;
+    }
+    let redis = match settings.redis.url.is_empty() {
+        true => None,
+        false => Some(Redis::connect(&settings.redis)?),
+    };
+    Ok(AppState {
+        db,
+        redis,
+        settings: Arc::new(settings),
+    })
+}
+
+/// Runs background jobs only (`tollgate worker`) until `cancel` fires.
+pub async fn run_workers(state: AppState, cancel: CancellationToken) {
+    for task in jobs::spawn_all(&state, &cancel) {
+        let _ = task.await;
+    }
+}
+
+/// Cancels `token` on SIGTERM or SIGINT.
+pub fn cancel_on_signals(token: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut term = signal(SignalKind::terminate()).expect("installing SIGTERM handler");
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutdown signal received; draining");
+        token.cancel();
+    });
+}

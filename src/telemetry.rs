@@ -1,0 +1,95 @@
+//! Logging (JSON, or pretty on a terminal), the Prometheus recorder, and the middleware that
+//! records `http_server_request_duration_seconds` per route template.
+
+use std::{io::IsTerminal, sync::OnceLock, time::Instant};
+
+use actix_web::{
+    Error as ActixError,
+    body::MessageBody,
+    dev::{ServiceRequest, ServiceResponse},
+    middleware::Next,
+};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::{
+    EnvFilter, fmt::MakeWriter, layer::SubscriberExt, util::SubscriberInitExt,
+};
+
+use crate::config::{LogFormat, LogSettings};
+
+pub const HTTP_DURATION: &str = "http_server_request_duration_seconds";
+
+/// Installs the global subscriber once; later calls (tests) are no-ops. `RUST_LOG` overrides
+/// the configured level.
+pub fn init_tracing<W>(settings: &LogSettings, writer: W)
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.level));
+    let json = match settings.format {
+        LogFormat::Json => true,
+        LogFormat::Pretty => false,
+        LogFormat::Auto => !std::io::stderr().is_terminal(),
+    };
+    let registry = tracing_subscriber::registry().with(filter);
+    let result = if json {
+        let layer = tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_writer(writer);
+        registry.with(layer).try_init()
+    } else {
+        registry
+            .with(tracing_subscriber::fmt::layer().with_writer(writer))
+            .try_init()
+    };
+    // A subscriber set earlier in the process (another test) is fine.
+    drop(result);
+}
+
+/// The process-wide Prometheus recorder, installed on first use.
+pub fn metrics_handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let buckets = [
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ];
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(HTTP_DURATION.to_owned()), &buckets)
+            .expect("static buckets are valid")
+            .build_recorder();
+        let handle = recorder.handle();
+        // Fails only when a recorder is already installed, which OnceLock rules out.
+        let _ = metrics::set_global_recorder(recorder);
+        metrics::describe_histogram!(
+            HTTP_DURATION,
+            metrics::Unit::Seconds,
+            "Duration of HTTP server requests, by route template, method and status."
+        );
+        handle
+    })
+}
+
+/// Records the duration of every request, labelled by the matched route template (never the
+/// raw path, so ids do not explode the label space). Unmatched requests share one label.
+pub async fn record_request_metrics(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, ActixError> {
+    let started = Instant::now();
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().as_str().to_owned();
+    let response = next.call(req).await?;
+    let status = response.status().as_u16().to_string();
+    metrics::histogram!(
+        HTTP_DURATION,
+        "http_route" => route,
+        "http_request_method" => method,
+        "http_response_status_code" => status,
+    )
+    .record(started.elapsed().as_secs_f64());
+    Ok(response)
+}

@@ -1,0 +1,14 @@
+//! The one integration-test binary: every test boots the real application on port 0 against
+//! a fresh world (a temp SQLite file, or a new PostgreSQL database when
+//! `TOLLGATE_TEST_DATABASE_URL` is set; Redis with a random prefix when
+//! `TOLLGATE_TEST_REDIS_URL` is set).
+
+mod helpers;
+
+mod backends;
+mod cli;
+mod config;
+mod errors;
+mod migrations;
+mod openapi;
+mod ops;
