@@ -18,6 +18,10 @@ pub enum ErrorKind {
     Conflict,
     PayloadTooLarge,
     UnsupportedMediaType,
+    /// Throttled; the caller may retry after this many seconds.
+    TooManyRequests {
+        retry_after_secs: u64,
+    },
     /// A dependency (database, Redis, upstream) is unavailable.
     Unavailable,
     /// A bug or an unexpected failure: the detail is generic, the cause goes to the log.

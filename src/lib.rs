@@ -8,12 +8,15 @@ pub mod demo;
 pub mod entities;
 pub mod error;
 pub mod http;
+pub mod ids;
 pub mod jobs;
 pub mod keys;
 pub mod kv;
+pub mod pagination;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
 pub mod tenancy;
+pub mod tenants;
 
 pub use error::{Error, ErrorKind, Result};

@@ -72,3 +72,11 @@ pub async fn create_platform_admin(
     }
     Ok(user.update(db).await?)
 }
+
+/// One user by id; 404 when absent.
+pub async fn get(db: &impl ConnectionTrait, id: crate::ids::UserId) -> Result<users::Model> {
+    users::Entity::find_by_id(id.0)
+        .one(db)
+        .await?
+        .ok_or_else(|| crate::Error::not_found(format!("No user {id}.")))
+}

@@ -21,8 +21,10 @@ use crate::{
     telemetry,
 };
 
+pub mod auth;
 pub mod extractors;
 pub mod openapi;
+pub mod pagination;
 pub mod problem;
 mod routes;
 
@@ -30,7 +32,9 @@ use extractors::BodyLimit;
 
 /// Every route of the API. The OpenAPI document is generated from this same table.
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.configure(routes::ops::configure);
+    cfg.configure(routes::ops::configure)
+        .configure(routes::auth::configure)
+        .configure(routes::admin::configure);
 }
 
 /// The application: routes, the docs page, middleware and the problem+json fallbacks.

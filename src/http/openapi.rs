@@ -28,6 +28,8 @@ pub const SPEC_PATH: &str = "openapi/openapi.json";
     components(schemas(Problem)),
     modifiers(&SecuritySchemes),
     tags(
+        (name = "auth", description = "Log in and identify the caller."),
+        (name = "admin", description = "Platform administration across tenants."),
         (name = "ops", description = "Liveness, readiness and metrics for operators."),
     )
 )]

@@ -62,6 +62,11 @@ fn describe(kind: ErrorKind) -> Kind {
             "unsupported_media_type",
             "Unsupported media type",
         ),
+        ErrorKind::TooManyRequests { .. } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            "Too many requests",
+        ),
         ErrorKind::Unavailable => (
             StatusCode::SERVICE_UNAVAILABLE,
             "service_unavailable",
@@ -120,8 +125,14 @@ impl ResponseError for Error {
     fn error_response(&self) -> HttpResponse {
         log(self);
         let mut response = HttpResponse::build(self.status_code());
-        if self.kind == ErrorKind::Unauthorized {
-            response.insert_header(("WWW-Authenticate", "Bearer"));
+        match self.kind {
+            ErrorKind::Unauthorized => {
+                response.insert_header(("WWW-Authenticate", "Bearer"));
+            }
+            ErrorKind::TooManyRequests { retry_after_secs } => {
+                response.insert_header(("Retry-After", retry_after_secs.to_string()));
+            }
+            _ => {}
         }
         response
             .content_type(PROBLEM_JSON)

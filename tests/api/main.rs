@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod auth;
 mod backends;
 mod cli;
 mod config;

@@ -46,6 +46,19 @@ impl TestApp {
             .await
             .expect("request sent")
     }
+
+    /// `GET path` with `Authorization: Bearer token`.
+    pub async fn get_as(&self, path: &str, token: &str) -> reqwest::Response {
+        let request = self.client.get(self.url(path)).bearer_auth(token);
+        request.send().await.expect("request sent")
+    }
+
+    /// `GET path` as `token`, asserting 200 and parsing the JSON body.
+    pub async fn get_json_as(&self, path: &str, token: &str) -> serde_json::Value {
+        let response = self.get_as(path, token).await;
+        assert_eq!(response.status().as_u16(), 200, "GET {path}");
+        response.json().await.expect("JSON body")
+    }
 }
 
 impl Drop for TestApp {
