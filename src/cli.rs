@@ -73,6 +73,40 @@ pub struct OpenapiArgs {
 pub enum AdminCommand {
     /// Create a platform administrator (or make an existing user one).
     CreateUser(CreateUserArgs),
+    /// Import an API key issued by another gateway, so its clients keep working unchanged.
+    ///
+    /// The secret is read from TOLLGATE_IMPORT_SECRET, or else from the first line of stdin;
+    /// it is never taken from the command line (shell history, process lists).
+    ImportKey(ImportKeyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportKeyArgs {
+    /// The tenant to import into: its id (`tnt_…`) or slug.
+    #[arg(
+        long,
+        conflicts_with = "create_tenant",
+        required_unless_present = "create_tenant"
+    )]
+    pub tenant: Option<String>,
+    /// Import into the tenant with this name, creating it when it does not exist.
+    #[arg(long, value_name = "NAME")]
+    pub create_tenant: Option<String>,
+    /// The key's name.
+    #[arg(long)]
+    pub name: String,
+    /// Requests-per-minute override (default: the tenant's plan).
+    #[arg(long)]
+    pub per_minute: Option<i64>,
+    /// Requests-per-hour override.
+    #[arg(long)]
+    pub per_hour: Option<i64>,
+    /// Requests-per-day override.
+    #[arg(long)]
+    pub per_day: Option<i64>,
+    /// Monthly quota override.
+    #[arg(long)]
+    pub per_month: Option<i64>,
 }
 
 #[derive(Debug, Args)]

@@ -1,5 +1,5 @@
-//! Typed, prefixed identifiers (`tnt_…`, `usr_…`, `key_…`): a UUIDv7 rendered as 32 hex
-//! digits after the prefix, so ids sort by creation time and say what they name.
+//! Typed, prefixed identifiers (`tnt_…`, `usr_…`, `key_…`, `aud_…`): a UUIDv7 rendered as 32
+//! hex digits after the prefix, so ids sort by creation time and say what they name.
 
 use std::{fmt, str::FromStr};
 
@@ -102,6 +102,10 @@ typed_id!(
 typed_id!(
     /// An API key.
     KeyId, "key"
+);
+typed_id!(
+    /// An audit-log entry.
+    AuditId, "aud"
 );
 
 #[cfg(test)]

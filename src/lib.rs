@@ -1,13 +1,17 @@
 //! Tollgate: API usage metering, quota and cost control.
 
+pub mod audit;
 pub mod auth;
 pub mod cli;
+pub mod commands;
 pub mod config;
+pub mod crypto;
 pub mod db;
 pub mod demo;
 pub mod entities;
 pub mod error;
 pub mod http;
+pub mod idempotency;
 pub mod ids;
 pub mod jobs;
 pub mod keys;

@@ -89,6 +89,13 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             println!("platform admin {} ready (id {})", user.email, user.id);
             Ok(())
         }
+        Command::Admin(AdminCommand::ImportKey(args)) => {
+            let conn = db::connect(&settings.database).await?;
+            db::migrate(&conn).await?;
+            let done = tollgate::commands::import_key(&conn, &settings, args).await?;
+            println!("{done}");
+            Ok(())
+        }
         Command::Demo => {
             let conn = db::connect(&settings.database).await?;
             db::migrate(&conn).await?;

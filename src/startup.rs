@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     config::Settings,
+    crypto::MasterKey,
     db,
     http::{self, KnownRoutes},
     jobs,
@@ -104,9 +105,11 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         true => None,
         false => Some(Redis::connect(&settings.redis)?),
     };
+    let crypto = MasterKey::from_settings(&settings.crypto)?;
     Ok(AppState {
         db,
         redis,
+        crypto,
         settings: Arc::new(settings),
     })
 }

@@ -1,5 +1,6 @@
-//! Accounts and sessions: password login issuing access tokens, and resolving a verified
-//! token into a [`Principal`] (user still active, membership still current).
+//! Accounts and sessions: sign-up, password login and tenant switching issuing access tokens,
+//! password changes, and resolving a verified token into a [`Principal`] (user still active,
+//! membership still current).
 
 use chrono::Utc;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, EntityTrait};
@@ -9,15 +10,19 @@ use crate::{
     entities::users as user_rows,
     error::{Error, Result},
     ids::{TenantId, UserId},
-    tenancy::Principal,
+    tenancy::{Principal, Role},
     tenants,
 };
 
+mod account;
 pub mod attempts;
 pub mod password;
+mod signup;
 pub mod token;
 pub mod users;
 
+pub use account::{PasswordChange, change_password};
+pub use signup::{NewAccount, SignedUp, signup};
 pub use token::AccessToken;
 
 /// A PHC hash of a random password: verified against when the email is unknown, so a login
@@ -69,7 +74,7 @@ pub async fn login(
         }
     };
     attempt.user_id = Some(user.id);
-    let tenant = choose_tenant(db, &user, creds.tenant_id).await?;
+    let tenant = choose_tenant(db, &user_identity(&user), creds.tenant_id).await?;
     attempt.tenant_id = tenant.map(|t| t.0);
     attempts::record(db, &attempt, true, None).await?;
     let mut active: user_rows::ActiveModel = user.clone().into();
@@ -78,20 +83,69 @@ pub async fn login(
     token::issue(settings, user.id.into(), tenant)
 }
 
-/// The tenant the session acts in: the requested one (the user must be a member), else the
-/// user's oldest membership, else none.
+/// A new token for the caller, acting in `tenant`: they must be a member of it, or a platform
+/// administrator (any existing tenant). 403 otherwise.
+pub async fn switch_tenant(
+    db: &impl ConnectionTrait,
+    settings: &AuthSettings,
+    principal: &Principal,
+    tenant: TenantId,
+) -> Result<AccessToken> {
+    let who = Identity {
+        user_id: principal.user_id,
+        is_platform_admin: principal.is_platform_admin,
+    };
+    let chosen = choose_tenant(db, &who, Some(tenant)).await?;
+    token::issue(settings, principal.user_id, chosen)
+}
+
+/// What [`choose_tenant`] needs to know about the user.
+struct Identity {
+    user_id: UserId,
+    is_platform_admin: bool,
+}
+
+fn user_identity(user: &user_rows::Model) -> Identity {
+    Identity {
+        user_id: user.id.into(),
+        is_platform_admin: user.is_platform_admin,
+    }
+}
+
+/// The tenant the session acts in: the requested one (the user must be a member, or a
+/// platform administrator), else the user's oldest membership, else none.
 async fn choose_tenant(
     db: &impl ConnectionTrait,
-    user: &user_rows::Model,
+    user: &Identity,
     requested: Option<TenantId>,
 ) -> Result<Option<TenantId>> {
-    let memberships = tenants::memberships_of(db, user.id.into()).await?;
+    let memberships = tenants::memberships_of(db, user.user_id).await?;
     match requested {
         Some(wanted) if memberships.iter().any(|m| m.tenant_id == wanted) => Ok(Some(wanted)),
+        // Platform admins may act in any tenant that exists.
+        Some(wanted) if user.is_platform_admin && tenants::exists(db, wanted).await? => {
+            Ok(Some(wanted))
+        }
         Some(wanted) => Err(Error::forbidden(format!(
             "You are not a member of tenant {wanted}."
         ))),
         None => Ok(memberships.first().map(|m| m.tenant_id)),
+    }
+}
+
+/// The user's role in `tenant`: their membership's, or `admin` for a platform administrator
+/// acting in a tenant they do not belong to. A removed member gets 401.
+async fn role_in(
+    db: &impl ConnectionTrait,
+    user: &user_rows::Model,
+    tenant: TenantId,
+) -> Result<Role> {
+    match tenants::role_of(db, tenant, user.id.into()).await? {
+        Some(role) => Ok(role),
+        None if user.is_platform_admin && tenants::exists(db, tenant).await? => Ok(Role::Admin),
+        None => Err(Error::unauthorized(
+            "You are no longer a member of this token's tenant.",
+        )),
     }
 }
 
@@ -109,18 +163,12 @@ pub async fn authenticate(
         .filter(|u| u.status == "active")
         .ok_or_else(|| Error::unauthorized("The access token is invalid or expired."))?;
     let membership = match claims.tid {
-        Some(tenant) => {
-            let role = tenants::role_of(db, tenant, claims.sub)
-                .await?
-                .ok_or_else(|| {
-                    Error::unauthorized("You are no longer a member of this token's tenant.")
-                })?;
-            Some((tenant, role))
-        }
+        Some(tenant) => Some((tenant, role_in(db, &user, tenant).await?)),
         None => None,
     };
     Ok(Principal {
         user_id: UserId::from(user.id),
+        email: user.email,
         is_platform_admin: user.is_platform_admin,
         membership,
     })

@@ -3,26 +3,33 @@
 
 use std::{future::Future, pin::Pin};
 
-use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, http::header, web};
+use tracing_actix_web::RequestId;
 
-use crate::{auth, error::Error, state::AppState, tenancy::Principal};
+use crate::{audit, auth, error::Error, state::AppState, tenancy::Principal};
 
-/// The authenticated caller. Missing or invalid token -> 401 problem.
-pub struct Authenticated(pub Principal);
+/// The authenticated caller and the audit context of this request (IP, user agent, request
+/// id). Missing or invalid token -> 401 problem.
+pub struct Caller {
+    pub principal: Principal,
+    pub audit: audit::Context,
+}
 
-impl FromRequest for Authenticated {
+impl FromRequest for Caller {
     type Error = Error;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Error>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let bearer = bearer_token(req);
+        let request = request_context(req);
         Box::pin(async move {
             let state =
                 state.ok_or_else(|| Error::internal(anyhow::anyhow!("AppState missing")))?;
             let token = bearer?;
             let principal = auth::authenticate(&state.db, &state.settings.auth, &token).await?;
-            Ok(Authenticated(principal))
+            let audit = request.acting_as(principal.user_id, &principal.email);
+            Ok(Caller { principal, audit })
         })
     }
 }
@@ -43,6 +50,18 @@ fn bearer_token(req: &HttpRequest) -> Result<String, Error> {
             "The Authorization header must be `Bearer <token>`.",
         )),
     }
+}
+
+/// The audit context of a request before authentication: IP, user agent, request id.
+pub fn request_context(req: &HttpRequest) -> audit::Context {
+    let request_id = req.extensions().get::<RequestId>().map(ToString::to_string);
+    audit::Context::anonymous(client_ip(req), user_agent(req), request_id)
+}
+
+/// The `User-Agent` header, when present and readable.
+pub fn user_agent(req: &HttpRequest) -> Option<String> {
+    let value = req.headers().get(header::USER_AGENT)?.to_str().ok()?;
+    Some(value.chars().take(512).collect())
 }
 
 /// The client's address as seen on the socket (a proxy's forwarding headers are not trusted).

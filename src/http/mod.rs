@@ -21,8 +21,10 @@ use crate::{
     telemetry,
 };
 
+pub mod api_key;
 pub mod auth;
 pub mod extractors;
+pub mod idempotency;
 pub mod openapi;
 pub mod pagination;
 pub mod problem;
@@ -34,7 +36,12 @@ use extractors::BodyLimit;
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.configure(routes::ops::configure)
         .configure(routes::auth::configure)
-        .configure(routes::admin::configure);
+        .configure(routes::admin::configure)
+        .configure(routes::account::configure)
+        .configure(routes::members::configure)
+        .configure(routes::audit::configure)
+        .configure(routes::keys::configure)
+        .configure(routes::ping::configure);
 }
 
 /// The application: routes, the docs page, middleware and the problem+json fallbacks.

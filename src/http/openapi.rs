@@ -29,6 +29,10 @@ pub const SPEC_PATH: &str = "openapi/openapi.json";
     modifiers(&SecuritySchemes),
     tags(
         (name = "auth", description = "Log in and identify the caller."),
+        (name = "keys", description = "API keys: create, rotate, revoke, limits, import."),
+        (name = "members", description = "Who belongs to the active tenant, and with which role."),
+        (name = "audit", description = "The audit log of administrative actions."),
+        (name = "verify", description = "Calls authenticated by an API key (`X-API-Key`)."),
         (name = "admin", description = "Platform administration across tenants."),
         (name = "ops", description = "Liveness, readiness and metrics for operators."),
     )

@@ -1,5 +1,5 @@
-//! Tenants and memberships: who belongs where with which role, and the platform-admin views
-//! across tenants.
+//! Tenants and memberships: creating tenants, who belongs where with which role (the
+//! `members` resource and its owner rules), and the platform-admin views across tenants.
 
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 
@@ -10,6 +10,12 @@ use crate::{
     pagination::{self, Page},
     tenancy::{AdminScope, Role},
 };
+
+mod create;
+pub mod members;
+mod owners;
+
+pub use create::{TenantName, create, slugify};
 
 /// A user's membership, with the tenant's name for display.
 #[derive(Clone, Debug)]
@@ -57,10 +63,15 @@ pub async fn role_of(
 }
 
 /// A stored role; an unknown one is data corruption, not the caller's fault.
-fn parse_role(stored: &str) -> Result<Role> {
+pub(crate) fn parse_role(stored: &str) -> Result<Role> {
     stored
         .parse()
         .map_err(|e: String| Error::internal(anyhow::anyhow!(e)))
+}
+
+/// Whether a tenant with this id exists.
+pub async fn exists(db: &impl ConnectionTrait, id: TenantId) -> Result<bool> {
+    Ok(tenants::Entity::find_by_id(id.0).one(db).await?.is_some())
 }
 
 /// Every tenant, newest first (platform admins).

@@ -10,13 +10,13 @@ use std::{
 use crate::helpers::{PgDatabase, test_settings};
 
 /// The environment that points the binary at this test's backends, and what must outlive it.
-struct BackendEnv {
-    vars: Vec<(String, String)>,
+pub(crate) struct BackendEnv {
+    pub(crate) vars: Vec<(String, String)>,
     _dir: tempfile::TempDir,
     _pg: Option<PgDatabase>,
 }
 
-async fn backend_env() -> BackendEnv {
+pub(crate) async fn backend_env() -> BackendEnv {
     let (settings, dir, pg) = test_settings().await;
     let mut vars = vec![(
         "TOLLGATE__DATA__DIR".to_owned(),
@@ -47,7 +47,7 @@ async fn backend_env() -> BackendEnv {
     }
 }
 
-fn tollgate(args: &[&str], env: &[(String, String)]) -> Command {
+pub(crate) fn tollgate(args: &[&str], env: &[(String, String)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tollgate"));
     cmd.args(args)
         .env("TOLLGATE__LOG__FORMAT", "json")
@@ -176,4 +176,66 @@ async fn demo_and_admin_create_user_are_idempotent() {
         .output()
         .unwrap();
     assert!(!out.status.success(), "a short password is refused");
+}
+
+/// The database URL the binary uses under `env`.
+fn database_url(env: &[(String, String)]) -> String {
+    let var = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    var("DATABASE_URL").unwrap_or_else(|| {
+        format!(
+            "sqlite://{}/tollgate.db?mode=rwc",
+            var("TOLLGATE__DATA__DIR").unwrap()
+        )
+    })
+}
+
+#[tokio::test]
+async fn admin_import_key_creates_the_tenant_when_asked_and_the_secret_then_works() {
+    let backend = backend_env().await;
+    let env = &backend.vars;
+    let secret = "legacy_gateway_secret_0123456789";
+    let import = |args: &[&str]| {
+        let mut cmd = tollgate(&[&["admin", "import-key"], args].concat(), env);
+        cmd.env("TOLLGATE_IMPORT_SECRET", secret);
+        cmd.output().unwrap()
+    };
+    let out = import(&[
+        "--create-tenant",
+        "Legacy Co",
+        "--name",
+        "legacy",
+        "--per-minute",
+        "50",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("imported key key_") && stdout.contains("into tenant tnt_"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(secret) && !String::from_utf8_lossy(&out.stderr).contains(secret));
+
+    let again = import(&["--tenant", "legacy-co", "--name", "dup"]);
+    assert!(!again.status.success(), "a secret already known is refused");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already registered"));
+    let missing = import(&["--tenant", "no-such-tenant", "--name", "x"]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("No tenant `no-such-tenant`"));
+
+    let settings = tollgate::config::DatabaseSettings {
+        url: tollgate::config::SecretUrl::new(database_url(env)),
+        max_connections: 2,
+        acquire_timeout_secs: 5,
+        migrate_on_start: false,
+    };
+    let db = tollgate::db::connect(&settings).await.unwrap();
+    let key = tollgate::keys::resolve::resolve(&db, secret, chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(key.name, "legacy");
+    assert_eq!(key.limit_per_minute, Some(50));
+    assert_eq!(key.source, "imported");
 }

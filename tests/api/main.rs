@@ -5,11 +5,18 @@
 
 mod helpers;
 
+mod audit;
 mod auth;
 mod backends;
 mod cli;
 mod config;
 mod errors;
+mod jobs;
+mod jwt;
+mod keys;
+mod members;
 mod migrations;
 mod openapi;
 mod ops;
+mod signup;
+mod tenancy;

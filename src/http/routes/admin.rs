@@ -10,7 +10,7 @@ use crate::{
     entities::tenants as tenant_rows,
     error::Result,
     http::{
-        auth::Authenticated,
+        auth::Caller,
         extractors::{Path, Query},
         pagination::{ListOut, ListParams},
         problem::Problem,
@@ -74,10 +74,10 @@ struct TenantPath {
 #[get("/v1/admin/tenants")]
 async fn list_tenants(
     state: web::Data<AppState>,
-    caller: Authenticated,
+    caller: Caller,
     query: Query<ListParams<TenantId>>,
 ) -> Result<HttpResponse> {
-    let scope = caller.0.admin_scope()?;
+    let scope = caller.principal.admin_scope()?;
     let (rows, has_more) = tenants::list(&state.db, scope, query.0.page()?).await?;
     let data = rows.into_iter().map(TenantOut::from).collect();
     Ok(HttpResponse::Ok().json(ListOut { data, has_more }))
@@ -101,10 +101,10 @@ async fn list_tenants(
 #[get("/v1/admin/tenants/{tenant_id}")]
 async fn get_tenant(
     state: web::Data<AppState>,
-    caller: Authenticated,
+    caller: Caller,
     path: Path<TenantPath>,
 ) -> Result<HttpResponse> {
-    let scope = caller.0.admin_scope()?;
+    let scope = caller.principal.admin_scope()?;
     let tenant = tenants::get(&state.db, scope, path.0.tenant_id).await?;
     Ok(HttpResponse::Ok().json(TenantOut::from(tenant)))
 }

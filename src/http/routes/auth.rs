@@ -1,4 +1,4 @@
-//! Sessions: password login and the caller's own identity.
+//! Sessions: password login, switching tenant and the caller's own identity.
 
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
@@ -8,9 +8,10 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::{
     auth::{self, Credentials},
+    entities::users as user_rows,
     error::{Error, Result},
     http::{
-        auth::{Authenticated, client_ip},
+        auth::{Caller, client_ip},
         extractors::Json,
         problem::Problem,
     },
@@ -21,7 +22,7 @@ use crate::{
 };
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(login).service(me);
+    cfg.service(login).service(switch_tenant).service(me);
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -84,13 +85,61 @@ async fn login(
         ip: ip.as_deref(),
     };
     let token = auth::login(&state.db, &state.settings.auth, creds).await?;
-    Ok(HttpResponse::Ok()
+    Ok(token_response(token))
+}
+
+/// 200 with the token; never cached.
+fn token_response(token: auth::AccessToken) -> HttpResponse {
+    HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
-        .json(TokenOut {
+        .json(TokenOut::from(token))
+}
+
+impl From<auth::AccessToken> for TokenOut {
+    fn from(token: auth::AccessToken) -> Self {
+        Self {
             access_token: token.token,
             token_type: "Bearer",
             expires_in: token.expires_in,
-        }))
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchTenantIn {
+    /// The tenant to act in (`tnt_…`).
+    pub tenant_id: TenantId,
+}
+
+/// Switch tenant
+///
+/// Issues a new access token acting in another tenant. The caller must be a member of it;
+/// platform administrators may switch to any existing tenant (acting with the `admin` role
+/// where they are not members). The old token stays valid until it expires.
+#[utoipa::path(
+    tag = "auth",
+    security(("bearer" = [])),
+    request_body = SwitchTenantIn,
+    responses(
+        (status = 200, description = "A token for the tenant.", body = TokenOut),
+        (status = 400, description = "The body is not JSON.", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid access token.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a member of the tenant.", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is too large.", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not `application/json`.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is missing or invalid.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/auth/switch-tenant")]
+async fn switch_tenant(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: Json<SwitchTenantIn>,
+) -> Result<HttpResponse> {
+    let (settings, tenant) = (&state.settings.auth, body.0.tenant_id);
+    let token = auth::switch_tenant(&state.db, settings, &caller.principal, tenant).await?;
+    Ok(token_response(token))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -109,6 +158,18 @@ pub struct UserOut {
     pub name: Option<String>,
     pub is_platform_admin: bool,
     pub created_at: DateTime<Utc>,
+}
+
+impl From<user_rows::Model> for UserOut {
+    fn from(user: user_rows::Model) -> Self {
+        Self {
+            id: user.id.into(),
+            email: user.email,
+            name: user.name,
+            is_platform_admin: user.is_platform_admin,
+            created_at: user.created_at,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -130,18 +191,12 @@ pub struct MembershipOut {
     )
 )]
 #[get("/v1/me")]
-async fn me(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse> {
-    let principal = caller.0;
+async fn me(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse> {
+    let principal = caller.principal;
     let user = auth::users::get(&state.db, principal.user_id).await?;
     let memberships = tenants::memberships_of(&state.db, principal.user_id).await?;
     Ok(HttpResponse::Ok().json(MeOut {
-        user: UserOut {
-            id: user.id.into(),
-            email: user.email,
-            name: user.name,
-            is_platform_admin: user.is_platform_admin,
-            created_at: user.created_at,
-        },
+        user: UserOut::from(user),
         memberships: memberships
             .into_iter()
             .map(|m| MembershipOut {

@@ -1,5 +1,10 @@
 //! One module per resource: handlers with their `#[utoipa::path]` docs and their DTOs.
 
+pub mod account;
 pub mod admin;
+pub mod audit;
 pub mod auth;
+pub mod keys;
+pub mod members;
 pub mod ops;
+pub mod ping;

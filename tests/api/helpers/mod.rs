@@ -1,9 +1,19 @@
-//! Test fixtures: backends chosen from the environment, `spawn_app()`, assertions.
+//! Test fixtures: backends chosen from the environment, `spawn_app()`, log capture,
+//! assertions.
 
+mod accounts;
 mod backend;
+mod fixtures;
+mod logs;
 mod spawn;
 
+pub use accounts::{
+    Account, PASSWORD, audit_rows, audit_rows_since, login_as, member, problem, send, signup,
+    try_login,
+};
 pub use backend::{Backends, PgDatabase, require_or_skip};
+pub use fixtures::{Member, assert_db_free_of, join_tenant, new_tenant_member};
+pub use logs::{assert_logs_free_of, captured_logs};
 pub use spawn::{TestApp, spawn_app, spawn_app_with, test_settings};
 
 /// Asserts `response` is problem+json with `status` and returns the parsed body.
@@ -26,14 +36,5 @@ pub async fn login(app: &TestApp, email: &str) -> String {
     tollgate::demo::seed(&app.state.db)
         .await
         .expect("demo data seeds");
-    let response = app
-        .client
-        .post(app.url("/v1/auth/login"))
-        .json(&serde_json::json!({"email": email, "password": tollgate::demo::PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 200, "login as {email}");
-    let body: serde_json::Value = response.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
+    app.login_with(email, tollgate::demo::PASSWORD, None).await
 }

@@ -8,21 +8,16 @@ use tollgate::{
     config::{Secret, SecretUrl, Settings},
     startup::Application,
     state::AppState,
-    telemetry,
 };
 use uuid::Uuid;
 
-use super::backend::{Backends, PgDatabase};
+use super::{
+    backend::{Backends, PgDatabase},
+    logs,
+};
 
-static TRACING: LazyLock<()> = LazyLock::new(|| {
-    let settings = Settings::load(None).expect("default settings load");
-    // Logs only when asked: TEST_LOG=1 cargo test.
-    if std::env::var("TEST_LOG").is_ok() {
-        telemetry::init_tracing(&settings.log, std::io::stdout);
-    } else {
-        telemetry::init_tracing(&settings.log, std::io::sink);
-    }
-});
+// Every log line goes to the in-memory capture; TEST_LOG=1 cargo test also prints them.
+static TRACING: LazyLock<()> = LazyLock::new(logs::init);
 
 pub struct TestApp {
     pub address: String,

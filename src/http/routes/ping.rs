@@ -1,0 +1,46 @@
+//! `GET /v1/ping`: a built-in endpoint behind API-key verification, for smoke tests and
+//! benchmarks.
+
+use actix_web::{HttpResponse, get};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::{
+    http::{api_key::ApiKey, problem::Problem},
+    ids::{KeyId, TenantId},
+};
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(ping);
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PingOut {
+    /// Always `true`.
+    pub pong: bool,
+    /// The key the call was made with.
+    pub key_id: KeyId,
+    pub tenant_id: TenantId,
+}
+
+/// Ping with an API key
+///
+/// Answers 200 when the `X-API-Key` is valid and active: the cheapest way to check a key.
+#[utoipa::path(
+    tag = "verify",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The key is valid.", body = PingOut),
+        (status = 401, description = "`Missing API key` or `Invalid API key`.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`API key is inactive` (deactivated, revoked or expired).", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/v1/ping")]
+async fn ping(key: ApiKey) -> HttpResponse {
+    HttpResponse::Ok().json(PingOut {
+        pong: true,
+        key_id: key.0.id.into(),
+        tenant_id: key.0.tenant_id.into(),
+    })
+}

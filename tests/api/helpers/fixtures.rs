@@ -1,0 +1,173 @@
+//! World-building for tests: tenants with members of a given role, logged in, and a scan of
+//! the whole database for a string that must not be stored.
+
+use chrono::Utc;
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseBackend, Statement};
+use tollgate::{
+    auth::users,
+    entities::{memberships, tenants},
+    ids::TenantId,
+    tenancy::Role,
+};
+use uuid::Uuid;
+
+use super::TestApp;
+
+pub const PASSWORD: &str = "fixture-password-123";
+
+/// A logged-in member of a tenant.
+pub struct Member {
+    pub token: String,
+    pub tenant_id: TenantId,
+    pub email: String,
+}
+
+/// A new tenant (default limits from the config) with one member of `role`, logged in.
+pub async fn new_tenant_member(app: &TestApp, role: Role) -> Member {
+    let now = Utc::now();
+    let tenant = tenants::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        name: Set(format!(
+            "Tenant {}",
+            &Uuid::new_v4().simple().to_string()[..8]
+        )),
+        slug: Set(format!("t-{}", Uuid::new_v4().simple())),
+        plan_id: Set(None),
+        limit_per_minute: Set(None),
+        limit_per_hour: Set(None),
+        limit_per_day: Set(None),
+        limit_per_month: Set(None),
+        timezone: Set("UTC".into()),
+        currency: Set("USD".into()),
+        status: Set("active".into()),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&app.state.db)
+    .await
+    .unwrap();
+    let tenant_id = TenantId::from(tenant.id);
+    join_tenant(app, tenant_id, role).await
+}
+
+/// A new user who is a member of `tenant` with `role`, logged in to it.
+pub async fn join_tenant(app: &TestApp, tenant_id: TenantId, role: Role) -> Member {
+    let email = format!("{}-{}@example.com", role, Uuid::new_v4().simple());
+    let user = users::insert(&app.state.db, &email, PASSWORD, None, false)
+        .await
+        .unwrap();
+    let now = Utc::now();
+    memberships::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(tenant_id.0),
+        user_id: Set(user.id),
+        role: Set(role.as_str().into()),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&app.state.db)
+    .await
+    .unwrap();
+    let token = app.login_with(&email, PASSWORD, Some(tenant_id)).await;
+    Member {
+        token,
+        tenant_id,
+        email,
+    }
+}
+
+/// Panics when any table of the database holds `needle` in plain text.
+pub async fn assert_db_free_of(app: &TestApp, needle: &str) {
+    let db = &app.state.db;
+    let backend = db.get_database_backend();
+    let found = match backend {
+        DatabaseBackend::Postgres => {
+            let tables = db
+                .query_all_raw(Statement::from_string(
+                    backend,
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public'",
+                ))
+                .await
+                .unwrap();
+            let mut found = Vec::new();
+            for row in tables {
+                let table: String = row.try_get("", "tablename").unwrap();
+                let sql = format!("SELECT count(*) AS n FROM \"{table}\" t WHERE t::text LIKE $1");
+                let stmt =
+                    Statement::from_sql_and_values(backend, &sql, [format!("%{needle}%").into()]);
+                let n: i64 = db
+                    .query_one_raw(stmt)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .try_get("", "n")
+                    .unwrap();
+                if n > 0 {
+                    found.push(table);
+                }
+            }
+            found
+        }
+        _ => {
+            // Flush the WAL into the file, then look at every byte SQLite keeps.
+            db.execute_unprepared("PRAGMA wal_checkpoint(FULL)")
+                .await
+                .unwrap();
+            let path = app
+                .state
+                .settings
+                .database
+                .url
+                .expose()
+                .trim_start_matches("sqlite://");
+            let path = path.split('?').next().unwrap().to_owned();
+            [path.clone(), format!("{path}-wal")]
+                .into_iter()
+                .filter(|p| std::fs::read(p).is_ok_and(|bytes| contains(&bytes, needle.as_bytes())))
+                .collect()
+        }
+    };
+    assert!(
+        found.is_empty(),
+        "the database stores {}… in {found:?}",
+        &needle[..needle.len().min(10)]
+    );
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+impl TestApp {
+    /// Logs in, into `tenant` when given, and returns the access token (asserting 200).
+    pub async fn login_with(
+        &self,
+        email: &str,
+        password: &str,
+        tenant: Option<TenantId>,
+    ) -> String {
+        let mut body = serde_json::json!({"email": email, "password": password});
+        if let Some(tenant) = tenant {
+            body["tenant_id"] = tenant.to_string().into();
+        }
+        let response = self
+            .client
+            .post(self.url("/v1/auth/login"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200, "login as {email}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// `GET /v1/ping` with `X-API-Key: secret`.
+    pub async fn ping(&self, secret: &str) -> reqwest::Response {
+        let request = self
+            .client
+            .get(self.url("/v1/ping"))
+            .header("X-API-Key", secret);
+        request.send().await.expect("request sent")
+    }
+}
