@@ -8,6 +8,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::{
+    audit,
     auth::users,
     entities::{api_keys, memberships, plans, tenants},
     error::Result,
@@ -57,15 +58,16 @@ impl Demo {
              Merchant login: {OWNER_EMAIL} / {PASSWORD}\n  \
              Platform admin: {ADMIN_EMAIL} / {PASSWORD}\n  \
              API keys (X-API-Key):\n{}",
-            self.tenant_id,
+            crate::ids::TenantId::from(self.tenant_id),
             keys.join("\n")
         )
     }
 }
 
 pub async fn seed(db: &impl ConnectionTrait) -> Result<Demo> {
-    let plan_id = ensure_plan(db).await?;
-    let tenant_id = ensure_tenant(db, plan_id).await?;
+    // The plan first: new tenants take the default plan.
+    ensure_plan(db).await?;
+    let tenant_id = ensure_tenant(db).await?;
     let owner = match users::find_by_email(db, OWNER_EMAIL).await? {
         Some(user) => user,
         None => users::insert(db, OWNER_EMAIL, PASSWORD, Some("Ada Owner".into()), false).await?,
@@ -118,7 +120,8 @@ async fn ensure_plan(db: &impl ConnectionTrait) -> Result<Uuid> {
     Ok(plan.insert(db).await?.id)
 }
 
-async fn ensure_tenant(db: &impl ConnectionTrait, plan_id: Uuid) -> Result<Uuid> {
+/// The demo tenant, created like any other (on the default plan, audited as the system).
+async fn ensure_tenant(db: &impl ConnectionTrait) -> Result<Uuid> {
     let existing = tenants::Entity::find()
         .filter(tenants::Column::Slug.eq(TENANT_SLUG))
         .one(db)
@@ -126,23 +129,9 @@ async fn ensure_tenant(db: &impl ConnectionTrait, plan_id: Uuid) -> Result<Uuid>
     if let Some(tenant) = existing {
         return Ok(tenant.id);
     }
-    let now = Utc::now();
-    let tenant = tenants::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        name: Set("Acme Demo".into()),
-        slug: Set(TENANT_SLUG.into()),
-        plan_id: Set(Some(plan_id)),
-        limit_per_minute: Set(None),
-        limit_per_hour: Set(None),
-        limit_per_day: Set(None),
-        limit_per_month: Set(None),
-        timezone: Set("UTC".into()),
-        currency: Set("USD".into()),
-        status: Set("active".into()),
-        created_at: Set(now),
-        updated_at: Set(now),
-    };
-    Ok(tenant.insert(db).await?.id)
+    let name = crate::tenants::TenantName::parse("Acme Demo", "/name")?;
+    let tenant = crate::tenants::create(db, &audit::Context::system("demo"), &name).await?;
+    Ok(tenant.id)
 }
 
 async fn ensure_membership(

@@ -6,18 +6,16 @@
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::Utc;
 use jsonwebtoken::{Algorithm, EncodingKey, crypto};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set};
 use serde_json::{Value, json};
 use tollgate::{
     auth::users,
     demo,
-    entities::tenants,
     ids::{TenantId, UserId},
 };
 use uuid::Uuid;
 
 use crate::helpers::{
-    TestApp, assert_logs_free_of, assert_problem, captured_logs, login, spawn_app,
+    TestApp, assert_logs_free_of, assert_problem, captured_logs, login, new_tenant, spawn_app,
 };
 
 const INVALID: &str = "The access token is invalid or expired.";
@@ -309,7 +307,7 @@ async fn a_subject_that_is_not_a_user_is_rejected() {
 #[tokio::test]
 async fn a_token_for_a_tenant_the_user_is_not_in_is_rejected() {
     let s = Session::start().await;
-    let other = insert_tenant(&s.app, "other-co").await.to_string();
+    let other = new_tenant(&s.app, "other-co").await.to_string();
     let unknown = TenantId::new().to_string();
     for (case, tid) in [("another tenant", other), ("an unknown tenant", unknown)] {
         let token = s.signed(&s.claims_with(json!({"tid": tid})));
@@ -318,26 +316,6 @@ async fn a_token_for_a_tenant_the_user_is_not_in_is_rejected() {
     let garbage = s.signed(&s.claims_with(json!({"tid": "tnt_nope"})));
     s.assert_rejected(&garbage, "a tid that is not a tenant id")
         .await;
-}
-
-async fn insert_tenant(app: &TestApp, slug: &str) -> TenantId {
-    let now = Utc::now();
-    let tenant = tenants::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        name: Set(slug.into()),
-        slug: Set(slug.into()),
-        plan_id: Set(None),
-        limit_per_minute: Set(None),
-        limit_per_hour: Set(None),
-        limit_per_day: Set(None),
-        limit_per_month: Set(None),
-        timezone: Set("UTC".into()),
-        currency: Set("USD".into()),
-        status: Set("active".into()),
-        created_at: Set(now),
-        updated_at: Set(now),
-    };
-    TenantId::from(tenant.insert(&app.state.db).await.unwrap().id)
 }
 
 #[tokio::test]

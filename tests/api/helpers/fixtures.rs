@@ -4,10 +4,12 @@
 use chrono::Utc;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseBackend, Statement};
 use tollgate::{
+    audit,
     auth::users,
-    entities::{memberships, tenants},
+    entities::memberships,
     ids::TenantId,
     tenancy::Role,
+    tenants::{self, TenantName},
 };
 use uuid::Uuid;
 
@@ -22,32 +24,23 @@ pub struct Member {
     pub email: String,
 }
 
-/// A new tenant (default limits from the config) with one member of `role`, logged in.
+/// A new tenant (created as the domain does it; default limits from the config) with one
+/// member of `role`, logged in.
 pub async fn new_tenant_member(app: &TestApp, role: Role) -> Member {
-    let now = Utc::now();
-    let tenant = tenants::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        name: Set(format!(
-            "Tenant {}",
-            &Uuid::new_v4().simple().to_string()[..8]
-        )),
-        slug: Set(format!("t-{}", Uuid::new_v4().simple())),
-        plan_id: Set(None),
-        limit_per_minute: Set(None),
-        limit_per_hour: Set(None),
-        limit_per_day: Set(None),
-        limit_per_month: Set(None),
-        timezone: Set("UTC".into()),
-        currency: Set("USD".into()),
-        status: Set("active".into()),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(&app.state.db)
-    .await
-    .unwrap();
-    let tenant_id = TenantId::from(tenant.id);
-    join_tenant(app, tenant_id, role).await
+    let name = format!("Tenant {}", &Uuid::new_v4().simple().to_string()[..8]);
+    join_tenant(app, new_tenant(app, &name).await, role).await
+}
+
+/// A new tenant named `name`, through `tenants::create`.
+pub async fn new_tenant(app: &TestApp, name: &str) -> TenantId {
+    let name = TenantName::parse(name, "/name").unwrap();
+    let ctx = audit::Context::system("test");
+    TenantId::from(
+        tenants::create(&app.state.db, &ctx, &name)
+            .await
+            .unwrap()
+            .id,
+    )
 }
 
 /// A new user who is a member of `tenant` with `role`, logged in to it.
