@@ -1,7 +1,8 @@
 //! Self-service sign-up: a new account, a new tenant it owns, and a token acting in it, created
-//! in one transaction with their audit entries (`tenant.create`, `member.add`).
+//! in one transaction with one audit entry (`account.signup`).
 
 use sea_orm::{DatabaseConnection, TransactionTrait};
+use serde_json::json;
 
 use super::{
     AccessToken, password, token,
@@ -12,6 +13,7 @@ use crate::{
     config::AuthSettings,
     entities::{tenants as tenant_rows, users as user_rows},
     error::{Error, Result},
+    ids::{TenantId, UserId},
     tenancy::Role,
     tenants::{self, TenantName, members},
 };
@@ -58,8 +60,22 @@ pub async fn signup(
         .await
         .map_err(members::taken_email)?;
     let ctx = ctx.acting_as(user.id.into(), &user.email);
-    let tenant = tenants::create(&txn, &ctx, &tenant_name).await?;
-    members::insert(&txn, &ctx, tenant.id.into(), user.id.into(), Role::Owner).await?;
+    let tenant = tenants::insert(&txn, &tenant_name).await?;
+    let tenant_id = TenantId::from(tenant.id);
+    members::insert_row(&txn, tenant_id, user.id.into(), Role::Owner).await?;
+    let entry = audit::Entry {
+        tenant_id: Some(tenant_id),
+        action: "account.signup",
+        target_type: "tenant",
+        target_id: Some(tenant_id.to_string()),
+        before: None,
+        after: Some(json!({
+            "user": {"id": UserId::from(user.id), "email": user.email},
+            "tenant": {"name": tenant.name, "slug": tenant.slug},
+            "role": Role::Owner,
+        })),
+    };
+    audit::record(&txn, &ctx, entry).await?;
     txn.commit().await?;
     let token = token::issue(settings, user.id.into(), Some(tenant.id.into()))?;
     Ok(SignedUp {

@@ -80,6 +80,23 @@ pub async fn create(
     ctx: &audit::Context,
     name: &TenantName,
 ) -> Result<tenants::Model> {
+    let tenant = insert(db, name).await?;
+    let id = TenantId::from(tenant.id);
+    let entry = audit::Entry {
+        tenant_id: Some(id),
+        action: "tenant.create",
+        target_type: "tenant",
+        target_id: Some(id.to_string()),
+        before: None,
+        after: Some(json!({"name": tenant.name, "slug": tenant.slug})),
+    };
+    audit::record(db, ctx, entry).await?;
+    Ok(tenant)
+}
+
+/// Inserts the tenant on the default plan without an audit entry: for callers that record
+/// the whole operation as one action (sign-up).
+pub(crate) async fn insert(db: &impl ConnectionTrait, name: &TenantName) -> Result<tenants::Model> {
     let slug = unique_slug(db, &slugify(name.as_str())).await?;
     let now = Utc::now();
     let tenant = tenants::ActiveModel {
@@ -99,16 +116,6 @@ pub async fn create(
     }
     .insert(db)
     .await?;
-    let id = TenantId::from(tenant.id);
-    let entry = audit::Entry {
-        tenant_id: Some(id),
-        action: "tenant.create",
-        target_type: "tenant",
-        target_id: Some(id.to_string()),
-        before: None,
-        after: Some(json!({"name": tenant.name, "slug": tenant.slug})),
-    };
-    audit::record(db, ctx, entry).await?;
     Ok(tenant)
 }
 

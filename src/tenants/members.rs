@@ -158,6 +158,18 @@ pub(crate) async fn insert(
     user: UserId,
     role: Role,
 ) -> Result<memberships::Model> {
+    let membership = insert_row(db, tenant, user, role).await?;
+    record(db, ctx, tenant, "member.add", user, None, Some(role)).await?;
+    Ok(membership)
+}
+
+/// Inserts a membership without an audit entry (sign-up records the whole operation).
+pub(crate) async fn insert_row(
+    db: &impl ConnectionTrait,
+    tenant: TenantId,
+    user: UserId,
+    role: Role,
+) -> Result<memberships::Model> {
     let now = Utc::now();
     let membership = memberships::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -169,7 +181,6 @@ pub(crate) async fn insert(
     }
     .insert(db)
     .await?;
-    record(db, ctx, tenant, "member.add", user, None, Some(role)).await?;
     Ok(membership)
 }
 

@@ -15,6 +15,7 @@ mod create;
 pub mod members;
 mod owners;
 
+pub(crate) use create::insert;
 pub use create::{TenantName, create, slugify};
 
 /// A user's membership, with the tenant's name for display.

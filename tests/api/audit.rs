@@ -15,8 +15,8 @@ fn actions(page: &Value) -> Vec<&str> {
         .collect()
 }
 
-/// A tenant with a developer promoted to admin: `tenant.create`, `member.add` (owner),
-/// `member.add` (developer), `member.role_change`.
+/// A tenant with a developer promoted to admin: `account.signup`, `member.add` (developer),
+/// `member.role_change`.
 async fn busy_tenant(app: &TestApp, owner_email: &str, name: &str) -> (Account, Account) {
     let owner = signup(app, owner_email, name).await;
     let dev = member(app, &owner, &format!("dev+{owner_email}"), "developer").await;
@@ -67,10 +67,7 @@ async fn entries_show_actor_target_changes_and_origin() {
         entry["id"].as_str().unwrap()
     );
     let rest = app.get_json_as(&next, &owner.token).await;
-    assert_eq!(
-        actions(&rest),
-        ["member.add", "member.add", "tenant.create"]
-    );
+    assert_eq!(actions(&rest), ["member.add", "account.signup"]);
     assert_eq!(rest["has_more"], false);
 }
 
@@ -87,11 +84,11 @@ async fn filters_narrow_by_action_actor_target_and_time() {
     };
     assert_eq!(
         actions(&get("action=member.add".into()).await),
-        ["member.add", "member.add"]
+        ["member.add"]
     );
     assert_eq!(
         actions(&get("action=member.".into()).await),
-        ["member.role_change", "member.add", "member.add"]
+        ["member.role_change", "member.add"]
     );
     assert_eq!(
         actions(&get("action=member".into()).await),
@@ -107,11 +104,11 @@ async fn filters_narrow_by_action_actor_target_and_time() {
     );
     assert_eq!(
         actions(&get(format!("actor_id={}", owner.user_id)).await).len(),
-        4
+        3
     );
     assert_eq!(
         actions(&get("from=2000-01-01T00:00:00Z".into()).await).len(),
-        4
+        3
     );
     assert_eq!(
         actions(&get("to=2000-01-01T00:00:00Z".into()).await).len(),
@@ -141,7 +138,7 @@ async fn tenants_see_only_their_entries_and_platform_admins_see_all() {
     for (reader, tenant) in [(&a, &a.tenant_id), (&b, &b.tenant_id)] {
         let page = app.get_json_as("/v1/audit-log", &reader.token).await;
         let entries = page["data"].as_array().unwrap();
-        assert_eq!(entries.len(), 4);
+        assert_eq!(entries.len(), 3);
         assert!(entries.iter().all(|e| e["tenant_id"] == tenant.as_str()));
     }
     // Naming another tenant is refused; naming one's own is fine.
@@ -155,14 +152,15 @@ async fn tenants_see_only_their_entries_and_platform_admins_see_all() {
             &a.token,
         )
         .await;
-    assert_eq!(actions(&own).len(), 4);
+    assert_eq!(actions(&own).len(), 3);
 
     let admin = login(&app, demo::ADMIN_EMAIL).await;
     let all = app.get_json_as("/v1/audit-log", &admin).await;
-    assert_eq!(actions(&all).len(), 8);
+    // Both tenants' entries, and the demo tenant's creation (seeded by the admin login).
+    assert_eq!(actions(&all).len(), 7);
     let only_b = app.get_json_as(&path, &admin).await;
     let entries = only_b["data"].as_array().unwrap();
-    assert_eq!(entries.len(), 4);
+    assert_eq!(entries.len(), 3);
     assert!(
         entries
             .iter()
