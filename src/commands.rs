@@ -11,7 +11,8 @@ use crate::{
     entities::tenants as tenant_rows,
     error::{Error, Result},
     ids::{KeyId, TenantId},
-    keys::{self, NewKey, limits::Limits},
+    keys::{self, NewKey, cache::KeyCache, events::KeyEvents, limits::Limits},
+    kv::Redis,
     tenancy::Principal,
     tenants::{self, TenantName},
 };
@@ -34,11 +35,13 @@ pub async fn import_key(
         (None, None) => return Err(Error::bad_request("give --tenant or --create-tenant")),
     };
     let scope = Principal::system(tenant).tenant_scope()?;
+    let events = key_events(settings)?;
     let ctx = keys::Ctx {
         db,
         scope: &scope,
         audit: &audit,
         defaults: &settings.limits,
+        events: &events,
     };
     let limits = Limits {
         per_minute: args.per_minute,
@@ -58,6 +61,18 @@ pub async fn import_key(
         KeyId::from(key.id),
         key.prefix
     ))
+}
+
+/// Serving nodes may have cached the secret as unknown: with Redis they hear of the import
+/// at once; in embedded mode (another process) their negative entry expires within
+/// `keys.negative_ttl_secs`.
+fn key_events(settings: &Settings) -> Result<KeyEvents> {
+    let cache = KeyCache::new(&settings.keys, &settings.limits);
+    if settings.redis.url.is_empty() {
+        return Ok(KeyEvents::local(cache));
+    }
+    let redis = Redis::connect(&settings.redis).map_err(Error::internal)?;
+    KeyEvents::new(cache, Some(&redis), &settings.redis).map_err(Error::internal)
 }
 
 fn read_secret() -> Result<String> {

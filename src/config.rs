@@ -31,6 +31,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub crypto: CryptoSettings,
     pub limits: LimitSettings,
+    pub keys: KeySettings,
+    pub metering: MeteringSettings,
     pub email: EmailSettings,
     pub log: LogSettings,
 }
@@ -89,6 +91,41 @@ pub struct LimitSettings {
     pub per_hour: u64,
     pub per_day: u64,
     pub per_month: u64,
+    /// What the Redis limiter does while Redis cannot answer.
+    pub redis_failure: RedisFailure,
+    /// Nodes sharing the limits while failing open: each enforces `limit / fail_open_share`.
+    pub fail_open_share: u64,
+}
+
+/// The Redis limiter's failure policy.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RedisFailure {
+    /// Keep serving with in-process limits (each node its share), warn and count it.
+    FailOpen,
+    /// Refuse metered calls with 503 until Redis answers again.
+    FailClosed,
+}
+
+/// The in-process API key cache of the hot path (`keys::cache`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct KeySettings {
+    /// Lifetime of a cached key: the bound on staleness when an invalidation is missed.
+    pub cache_ttl_secs: u64,
+    /// Lifetime of a cached "no such key" answer.
+    pub negative_ttl_secs: u64,
+    /// Most keys cached; unknown secrets are remembered in a second cache of this size.
+    pub cache_capacity: u64,
+}
+
+/// The usage-event pipeline: in-memory buffer, batch writer, spool, ingestion API.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct MeteringSettings {
+    pub buffer_capacity: usize,
+    pub batch_size: usize,
+    pub flush_interval_ms: u64,
+    pub spool_dir: PathBuf,
+    pub ingest_max_batch: usize,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -179,8 +216,8 @@ impl Settings {
         })
     }
 
-    /// Fills derived values (database URL, outbox dir), validates every setting and, in
-    /// embedded mode, loads or generates the secrets kept in the data directory.
+    /// Fills derived values (database URL, outbox and spool dirs), validates every setting
+    /// and, in embedded mode, loads or generates the secrets kept in the data directory.
     pub fn finalize(mut self) -> Result<Self, ConfigError> {
         if self.database.url.is_empty() {
             let path = self.data.dir.join("tollgate.db");
@@ -188,6 +225,9 @@ impl Settings {
         }
         if self.email.outbox_dir.as_os_str().is_empty() {
             self.email.outbox_dir = self.data.dir.join("outbox");
+        }
+        if self.metering.spool_dir.as_os_str().is_empty() {
+            self.metering.spool_dir = self.data.dir.join("spool");
         }
         self.validate()?;
         secrets::resolve(&mut self)?;
@@ -262,6 +302,9 @@ impl Settings {
         positive("limits.per_minute", self.limits.per_minute)?;
         positive("limits.per_hour", self.limits.per_hour)?;
         positive("limits.per_day", self.limits.per_day)?;
+        positive("limits.fail_open_share", self.limits.fail_open_share)?;
+        self.keys.validate()?;
+        self.metering.validate()?;
         if self.email.transport == EmailTransport::Smtp {
             check_url(
                 "email.smtp_url",
@@ -278,6 +321,30 @@ impl Settings {
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|err| ConfigError::new("log.level", err))?;
         Ok(())
+    }
+}
+
+impl MeteringSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        positive("metering.buffer_capacity", self.buffer_capacity as u64)?;
+        positive("metering.batch_size", self.batch_size as u64)?;
+        positive("metering.flush_interval_ms", self.flush_interval_ms)?;
+        positive("metering.ingest_max_batch", self.ingest_max_batch as u64)?;
+        if self.batch_size > self.buffer_capacity {
+            return Err(ConfigError::new(
+                "metering.batch_size",
+                "must not exceed metering.buffer_capacity",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl KeySettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        positive("keys.cache_ttl_secs", self.cache_ttl_secs)?;
+        positive("keys.negative_ttl_secs", self.negative_ttl_secs)?;
+        positive("keys.cache_capacity", self.cache_capacity)
     }
 }
 

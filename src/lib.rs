@@ -16,6 +16,8 @@ pub mod ids;
 pub mod jobs;
 pub mod keys;
 pub mod kv;
+pub mod limits;
+pub mod metering;
 pub mod pagination;
 pub mod startup;
 pub mod state;

@@ -14,7 +14,10 @@ use crate::{
     db,
     http::{self, KnownRoutes},
     jobs,
+    keys::{cache::KeyCache, events::KeyEvents},
     kv::Redis,
+    limits::Limiter,
+    metering::{self, Recorder},
     state::AppState,
     telemetry,
 };
@@ -25,17 +28,21 @@ pub struct Application {
     state: AppState,
     cancel: CancellationToken,
     background: Vec<JoinHandle<()>>,
+    metering: metering::Pipeline,
 }
 
 impl Application {
     /// Builds everything from finalized settings; binds `server.addr` (port 0 picks a free one).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         telemetry::metrics_handle();
-        let state = build_state(settings).await?;
+        let mut state = build_state(settings).await?;
         let settings = state.settings.clone();
         let listener = TcpListener::bind(settings.socket_addr())
             .with_context(|| format!("binding {}", settings.server.addr))?;
         let port = listener.local_addr()?.port();
+        let grace = Duration::from_secs(settings.server.shutdown_timeout_secs);
+        let metering = metering::start(state.db.clone(), &settings.metering, grace)?;
+        state.recorder = metering.recorder();
         let known = web::Data::new(KnownRoutes::from_openapi(&http::openapi::spec()));
         let app_state = state.clone();
         let mut server = HttpServer::new(move || http::app(app_state.clone(), known.clone()))
@@ -46,17 +53,19 @@ impl Application {
             server = server.workers(settings.server.workers);
         }
         let cancel = CancellationToken::new();
-        let background = if settings.jobs.in_process {
+        let mut background = if settings.jobs.in_process {
             jobs::spawn_all(&state, &cancel)
         } else {
             Vec::new()
         };
+        background.extend(state.key_events.spawn_subscriber(cancel.clone()));
         Ok(Self {
             port,
             server: server.run(),
             state,
             cancel,
             background,
+            metering,
         })
     }
 
@@ -73,8 +82,9 @@ impl Application {
         self.cancel.clone()
     }
 
-    /// Serves until the token is cancelled, then drains HTTP (in-flight requests finish) and
-    /// waits for background tasks, each bounded by `server.shutdown_timeout_secs`.
+    /// Serves until the token is cancelled, then drains HTTP (in-flight requests finish),
+    /// waits for background tasks, each bounded by `server.shutdown_timeout_secs`, and drains
+    /// the usage-event buffer (committed, or spooled when the database is down).
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let handle = self.server.handle();
         let cancel = self.cancel.clone();
@@ -90,6 +100,8 @@ impl Application {
                 tracing::warn!("a background task did not stop within the shutdown timeout");
             }
         }
+        // After HTTP: every event recorded by a request is in the buffer by now.
+        self.metering.shutdown().await;
         self.state.db.clone().close().await.ok();
         served.context("HTTP server failed")
     }
@@ -106,10 +118,17 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         false => Some(Redis::connect(&settings.redis)?),
     };
     let crypto = MasterKey::from_settings(&settings.crypto)?;
+    let key_cache = KeyCache::new(&settings.keys, &settings.limits);
+    let key_events = KeyEvents::new(key_cache.clone(), redis.as_ref(), &settings.redis)?;
+    let limiter = Arc::new(Limiter::from_settings(redis.as_ref(), &settings.limits));
     Ok(AppState {
         db,
         redis,
         crypto,
+        recorder: Recorder::disabled(),
+        key_cache,
+        limiter,
+        key_events,
         settings: Arc::new(settings),
     })
 }

@@ -4,7 +4,14 @@ use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
 
-use crate::{config::Settings, crypto::MasterKey, kv::Redis};
+use crate::{
+    config::Settings,
+    crypto::MasterKey,
+    keys::{cache::KeyCache, events::KeyEvents},
+    kv::Redis,
+    limits::Limiter,
+    metering::Recorder,
+};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -13,5 +20,13 @@ pub struct AppState {
     pub redis: Option<Redis>,
     /// Encrypts secrets at rest (`crypto.master_key`).
     pub crypto: MasterKey,
+    /// Records usage events without waiting (`metering`); disabled outside `serve`.
+    pub recorder: Recorder,
+    /// API keys of the hot path, resolved in-process (`keys::cache`).
+    pub key_cache: KeyCache,
+    /// Announces key changes to every node's cache (`keys::events`).
+    pub key_events: KeyEvents,
+    /// Decides rate limits: Redis-backed when configured, else in-process (`limits`).
+    pub limiter: Arc<Limiter>,
     pub settings: Arc<Settings>,
 }

@@ -14,7 +14,10 @@ use tracing_subscriber::{
     EnvFilter, fmt::MakeWriter, layer::SubscriberExt, util::SubscriberInitExt,
 };
 
-use crate::config::{LogFormat, LogSettings};
+use crate::{
+    config::{LogFormat, LogSettings},
+    metering::metrics::FLUSH_DURATION,
+};
 
 pub const HTTP_DURATION: &str = "http_server_request_duration_seconds";
 
@@ -57,6 +60,9 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
         ];
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Full(HTTP_DURATION.to_owned()), &buckets)
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Full(FLUSH_DURATION.to_owned()), &buckets)
+            })
             .expect("static buckets are valid")
             .build_recorder();
         let handle = recorder.handle();

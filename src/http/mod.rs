@@ -24,10 +24,12 @@ use crate::{
 pub mod api_key;
 pub mod auth;
 pub mod extractors;
+pub mod hot_path;
 pub mod idempotency;
 pub mod openapi;
 pub mod pagination;
 pub mod problem;
+pub mod rate_limit;
 mod routes;
 
 use extractors::BodyLimit;
@@ -41,7 +43,9 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .configure(routes::members::configure)
         .configure(routes::audit::configure)
         .configure(routes::keys::configure)
-        .configure(routes::ping::configure);
+        .configure(routes::events::configure)
+        .configure(routes::ping::configure)
+        .configure(routes::verify::configure);
 }
 
 /// The application: routes, the docs page, middleware and the problem+json fallbacks.

@@ -33,6 +33,7 @@ pub const SPEC_PATH: &str = "openapi/openapi.json";
         (name = "members", description = "Who belongs to the active tenant, and with which role."),
         (name = "audit", description = "The audit log of administrative actions."),
         (name = "verify", description = "Calls authenticated by an API key (`X-API-Key`)."),
+        (name = "events", description = "Usage events reported by services that meter themselves."),
         (name = "admin", description = "Platform administration across tenants."),
         (name = "ops", description = "Liveness, readiness and metrics for operators."),
     )

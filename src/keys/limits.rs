@@ -90,6 +90,14 @@ impl Limits {
     }
 }
 
+/// What a tenant imposes on its keys: the limits a key gets when it sets none, and the
+/// time zone its calendar months follow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TenantPolicy {
+    pub limits: Limits,
+    pub timezone: chrono_tz::Tz,
+}
+
 /// The limits a key of this tenant gets when it sets none: tenant overrides, then its plan,
 /// then the configured defaults.
 pub async fn tenant_defaults(
@@ -97,6 +105,15 @@ pub async fn tenant_defaults(
     tenant: TenantId,
     defaults: &LimitSettings,
 ) -> Result<Limits> {
+    Ok(tenant_policy(db, tenant, defaults).await?.limits)
+}
+
+/// The tenant's [`TenantPolicy`]. An unreadable stored time zone falls back to UTC.
+pub async fn tenant_policy(
+    db: &impl ConnectionTrait,
+    tenant: TenantId,
+    defaults: &LimitSettings,
+) -> Result<TenantPolicy> {
     let tenant = tenants::Entity::find_by_id(tenant.0)
         .one(db)
         .await?
@@ -123,5 +140,12 @@ pub async fn tenant_defaults(
         per_day: tenant.limit_per_day,
         per_month: tenant.limit_per_month,
     };
-    Ok(overrides.or(plan))
+    let timezone = tenant.timezone.parse().unwrap_or_else(|_| {
+        tracing::warn!(tenant = %tenant.id, timezone = %tenant.timezone, "unknown time zone; using UTC");
+        chrono_tz::Tz::UTC
+    });
+    Ok(TenantPolicy {
+        limits: overrides.or(plan),
+        timezone,
+    })
 }

@@ -1,6 +1,7 @@
 //! API keys: create (the secret is returned once), list, get, update, revoke, rotate with a
 //! grace period, and import of secrets issued elsewhere. Every change is one transaction with
-//! its audit entry.
+//! its audit entry and, once committed, a [`events::KeyChanged`] broadcast so every node's key
+//! cache drops what it held.
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
@@ -17,11 +18,14 @@ use crate::{
     tenancy::{Permission, TenantScope},
 };
 
+pub mod cache;
+pub mod events;
 pub mod limits;
 pub mod resolve;
 pub mod secret;
 pub mod store;
 
+use events::{KeyChanged, KeyEvents};
 use limits::Limits;
 use secret::KeySecret;
 
@@ -84,6 +88,8 @@ pub struct Ctx<'a> {
     pub scope: &'a TenantScope,
     pub audit: &'a audit::Context,
     pub defaults: &'a LimitSettings,
+    /// Where committed changes are announced (key caches on every node listen).
+    pub events: &'a KeyEvents,
 }
 
 /// Creates a key with a fresh secret; the secret is returned here and never again.
@@ -154,6 +160,8 @@ async fn insert(
     let key = row.insert(&txn).await?;
     record(&txn, ctx, action, &key, None, Some(snapshot(&key))).await?;
     txn.commit().await?;
+    // An imported secret may have been cached as unknown.
+    ctx.events.publish(KeyChanged::between(None, &key)).await;
     Ok(key)
 }
 
@@ -269,6 +277,9 @@ async fn save(
     )
     .await?;
     txn.commit().await?;
+    ctx.events
+        .publish(KeyChanged::between(Some(before), &after))
+        .await;
     Ok(after)
 }
 

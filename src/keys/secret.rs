@@ -2,7 +2,7 @@
 //! SHA-256 digest, a display prefix and the last four characters are ever stored.
 
 use rand::{RngExt, distr::Alphanumeric};
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 
 pub const PREFIX: &str = "tg_live_";
 const RANDOM_CHARS: usize = 43;
@@ -46,9 +46,17 @@ impl KeySecret {
     }
 }
 
+/// A raw SHA-256 digest: the key-cache's key (hashing without allocating).
+pub type Digest = [u8; 32];
+
+/// SHA-256 of a presented secret.
+pub fn digest(secret: &str) -> Digest {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
 /// Hex SHA-256 of a presented secret.
 pub fn hash_secret(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
+    hex::encode(digest(secret))
 }
 
 #[cfg(test)]

@@ -51,6 +51,7 @@ fn ctx<'a>(
         scope,
         audit: &caller.audit,
         defaults: &state.settings.limits,
+        events: &state.key_events,
     }
 }
 

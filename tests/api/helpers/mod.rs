@@ -5,6 +5,7 @@ mod accounts;
 mod backend;
 mod fixtures;
 mod logs;
+mod redis_server;
 mod spawn;
 
 pub use accounts::{
@@ -14,7 +15,8 @@ pub use accounts::{
 pub use backend::{Backends, PgDatabase, require_or_skip};
 pub use fixtures::{Member, assert_db_free_of, join_tenant, new_tenant, new_tenant_member};
 pub use logs::{assert_logs_free_of, captured_logs};
-pub use spawn::{TestApp, spawn_app, spawn_app_with, test_settings};
+pub use redis_server::PrivateRedis;
+pub use spawn::{TestApp, spawn_app, spawn_app_with, spawn_second_app, test_settings};
 
 /// Asserts `response` is problem+json with `status` and returns the parsed body.
 pub async fn assert_problem(response: reqwest::Response, status: u16) -> serde_json::Value {

@@ -104,6 +104,22 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let (mut settings, dir, pg) = test_settings().await;
     adjust(&mut settings);
     let settings = settings.finalize().expect("test settings are valid");
+    start(settings, dir, pg).await
+}
+
+/// A second node of `first`'s deployment: its own process state (caches, subscriptions) on
+/// the same database, data directory (secrets) and Redis prefix. Drop it before `first`.
+pub async fn spawn_second_app(first: &TestApp) -> TestApp {
+    let mut settings = (*first.state.settings).clone();
+    settings.server.addr = "127.0.0.1:0".into();
+    settings.database.migrate_on_start = false;
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Each node spools into its own directory (the spool is locked by one process).
+    settings.metering.spool_dir = dir.path().join("spool");
+    start(settings, dir, None).await
+}
+
+async fn start(settings: Settings, dir: TempDir, pg: Option<PgDatabase>) -> TestApp {
     let app = Application::build(settings)
         .await
         .expect("application builds");
@@ -113,7 +129,6 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
-
         state,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())

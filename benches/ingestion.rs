@@ -1,0 +1,226 @@
+//! Sustained ingestion into PostgreSQL through the metering pipeline (recorder -> buffer ->
+//! batch writer -> COPY into staging -> `INSERT … ON CONFLICT DO NOTHING` + key counters),
+//! against a raw binary `COPY` of the same rows into the same table, in the same run.
+//!
+//! `TOLLGATE_BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432 cargo bench --bench ingestion`
+//! (optional: `BENCH_EVENTS` per round, default 500000; `BENCH_ROUNDS`, default 3;
+//! `BENCH_BATCH`, default `metering.batch_size`). Creates and drops a `bench_<uuid>` database.
+
+use std::{sync::Arc, time::Instant};
+
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use tollgate::{
+    audit,
+    config::{SecretUrl, Settings},
+    db,
+    ids::{KeyId, TenantId},
+    metering::{self, Source, UsageEvent, method, store},
+    tenants::{self, TenantName},
+};
+
+const KEYS: usize = 100;
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; this binary takes no other arguments.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run());
+}
+
+async fn run() {
+    let server = std::env::var("TOLLGATE_BENCH_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let (events_per_round, rounds) = (env_or("BENCH_EVENTS", 500_000), env_or("BENCH_ROUNDS", 3));
+    let name = format!("bench_{}", uuid::Uuid::new_v4().simple());
+    let admin = Database::connect(format!("{server}/postgres"))
+        .await
+        .unwrap();
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = Settings::load(None).unwrap();
+    settings.database.url = SecretUrl::new(format!("{server}/{name}"));
+    settings.metering.spool_dir = dir.path().join("spool");
+    settings.metering.batch_size = env_or("BENCH_BATCH", settings.metering.batch_size);
+    let db = db::connect(&settings.database).await.unwrap();
+    db::migrate(&db).await.unwrap();
+    let (tenant, keys) = world(&db).await;
+    println!(
+        "events per round: {events_per_round}, rounds: {rounds}, batch_size: {}, buffer: {}",
+        settings.metering.batch_size, settings.metering.buffer_capacity
+    );
+    let (mut writer, mut copy) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        let events = generate(tenant, &keys, events_per_round);
+        truncate(&db).await;
+        let w = through_writer(&db, &settings, events.clone()).await;
+        check(&db, events_per_round).await;
+        truncate(&db).await;
+        let c = raw_copy(&db, &events, settings.metering.batch_size).await;
+        println!("round {round}: writer {w:>9.0} events/s   raw COPY {c:>9.0} events/s");
+        writer.push(w);
+        copy.push(c);
+    }
+    let (w, c) = (median(writer), median(copy));
+    println!(
+        "median: writer {w:.0} events/s, raw COPY {c:.0} events/s, ratio {:.0}%",
+        100.0 * w / c
+    );
+    db.close().await.ok();
+    admin
+        .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .await
+        .unwrap();
+}
+
+/// A tenant with [`KEYS`] keys (rows inserted directly: the bench measures events only).
+async fn world(db: &DatabaseConnection) -> (TenantId, Vec<KeyId>) {
+    let system = audit::Context::system("bench");
+    let tenant = tenants::create(db, &system, &TenantName::parse("Bench", "/name").unwrap())
+        .await
+        .unwrap();
+    let mut keys = Vec::new();
+    for i in 0..KEYS {
+        let id = KeyId::new();
+        let sql = "INSERT INTO api_keys (id, tenant_id, name, key_hash, prefix, last4, source, \
+                   status, usage_count, created_at, updated_at) VALUES ($1, $2, $3, $4, 'tg_live_', \
+                   'abcd', 'generated', 'active', 0, now(), now())";
+        let values = [
+            id.0.into(),
+            tenant.id.into(),
+            format!("k{i}").into(),
+            format!("hash{i}").into(),
+        ];
+        db.execute_raw(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            sql,
+            values,
+        ))
+        .await
+        .unwrap();
+        keys.push(id);
+    }
+    (tenant.id.into(), keys)
+}
+
+fn generate(tenant: TenantId, keys: &[KeyId], n: usize) -> Vec<UsageEvent> {
+    let endpoint: Arc<str> = Arc::from("/v1/chat/completions");
+    let agent: Arc<str> = Arc::from("bench/1.0");
+    (0..n)
+        .map(|i| {
+            let key = keys[i % keys.len()];
+            let mut e = UsageEvent::new(
+                Source::Middleware,
+                tenant,
+                Some(key),
+                endpoint.clone(),
+                method("POST"),
+                200,
+            );
+            e.latency_us = 1000 + (i % 5000) as i64;
+            e.bytes_in = 512;
+            e.bytes_out = 4096;
+            e.tokens_in = 20;
+            e.tokens_out = 300;
+            e.cost_nanos = 1_200_000;
+            e.ip = Some("203.0.113.7".parse().unwrap());
+            e.user_agent = Some(agent.clone());
+            e
+        })
+        .collect()
+}
+
+/// Records every event as fast as the buffer takes them (never spilling to the spool), then
+/// shuts the pipeline down, which returns once everything is committed. Events per second.
+async fn through_writer(
+    db: &DatabaseConnection,
+    settings: &Settings,
+    events: Vec<UsageEvent>,
+) -> f64 {
+    let count = events.len();
+    let grace = std::time::Duration::from_secs(60);
+    let pipeline = metering::start(db.clone(), &settings.metering, grace).unwrap();
+    let recorder = pipeline.recorder();
+    let capacity = settings.metering.buffer_capacity;
+    let started = Instant::now();
+    for event in events {
+        while recorder.queue_depth() >= capacity {
+            tokio::time::sleep(std::time::Duration::from_micros(200)).await;
+        }
+        recorder.record(event);
+    }
+    pipeline.shutdown().await;
+    let rate = count as f64 / started.elapsed().as_secs_f64();
+    let spooled = std::fs::read_dir(&settings.metering.spool_dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "jsonl")
+        })
+        .count();
+    assert_eq!(spooled, 0, "the benchmark must not spill to the spool");
+    rate
+}
+
+/// One `COPY … FROM STDIN (FORMAT binary)` straight into `usage_events`, sent in chunks of
+/// `chunk` rows' worth of bytes: the ceiling for getting these rows into this table.
+async fn raw_copy(db: &DatabaseConnection, events: &[UsageEvent], chunk: usize) -> f64 {
+    use sea_orm::sqlx::postgres::PgPoolCopyExt;
+    let pool = db.get_postgres_connection_pool();
+    let statement = format!(
+        "COPY usage_events ({}) FROM STDIN (FORMAT binary)",
+        store::COLUMNS.join(", ")
+    );
+    let started = Instant::now();
+    let payload = store::copy_payload(events);
+    let mut copy = pool.copy_in_raw(&statement).await.unwrap();
+    let step = payload.len() / events.len().div_ceil(chunk).max(1) + 1;
+    for part in payload.chunks(step) {
+        copy.send(part).await.unwrap();
+    }
+    let rows = copy.finish().await.unwrap();
+    assert_eq!(rows as usize, events.len());
+    events.len() as f64 / started.elapsed().as_secs_f64()
+}
+
+async fn truncate(db: &DatabaseConnection) {
+    db.execute_unprepared("TRUNCATE usage_events; UPDATE api_keys SET usage_count = 0")
+        .await
+        .unwrap();
+    db.execute_unprepared("VACUUM ANALYZE usage_events")
+        .await
+        .unwrap();
+}
+
+async fn check(db: &DatabaseConnection, expected: usize) {
+    let sql = "SELECT (SELECT count(*) FROM usage_events) AS events, \
+               (SELECT sum(usage_count)::int8 FROM api_keys) AS counted";
+    let row = db
+        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .unwrap()
+        .unwrap();
+    let events: i64 = row.try_get("", "events").unwrap();
+    let counted: i64 = row.try_get("", "counted").unwrap();
+    assert_eq!((events as usize, counted as usize), (expected, expected));
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}

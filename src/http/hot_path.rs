@@ -1,0 +1,151 @@
+//! The metered-call middleware — the hot path, public for Rust services built on actix-web:
+//! resolve `X-API-Key` through the key cache, decide every rate-limit window at once, serve,
+//! add the rate-limit headers, and record the usage event without awaiting I/O.
+//!
+//! ```ignore
+//! App::new()
+//!     .app_data(web::Data::new(state))
+//!     .service(web::scope("/api").wrap(from_fn(tollgate::http::hot_path::metered)).service(...))
+//! ```
+//! Handlers behind it read the verified key with the [`ApiKey`](super::api_key::ApiKey)
+//! extractor, which takes it from the request instead of resolving it again.
+
+use std::{sync::Arc, time::Instant};
+
+use actix_web::{
+    Error as ActixError, HttpMessage, ResponseError,
+    body::{BoxBody, EitherBody, MessageBody},
+    dev::{ServiceRequest, ServiceResponse},
+    http::header,
+    middleware::Next,
+    web,
+};
+use chrono::Utc;
+
+use super::{api_key, rate_limit};
+use crate::{
+    error::{Error, Result},
+    keys::resolve::{self, CachedKey},
+    limits::{Decision, Quota, Request, month},
+    metering::{Source, UsageEvent, method},
+    state::AppState,
+};
+
+/// The admission of one call: its key and the limiter's decision.
+pub struct Admission {
+    pub key: Arc<CachedKey>,
+    pub decision: Decision,
+    pub month: month::MonthSpan,
+}
+
+/// Resolves the presented secret and decides the call's windows (`cost` units). Shared by
+/// the middleware, the gateway and `/v1/verify`, so the three agree exactly.
+pub async fn admit(state: &AppState, presented: Option<&str>, cost: u64) -> Result<Admission> {
+    let digest = resolve::presented(presented)?;
+    let now = Utc::now();
+    let key = state
+        .key_cache
+        .resolve_digest(&state.db, &digest, now)
+        .await?;
+    let month = month::month_of(now, key.timezone);
+    let request = Request {
+        key: key.id.0,
+        quota: Quota::from_limits(&key.limits),
+        cost,
+        month,
+        next_month: month::following(&month, key.timezone),
+    };
+    let decision = state.limiter.decide(&request, now).await?;
+    Ok(Admission {
+        key,
+        decision,
+        month,
+    })
+}
+
+/// The middleware: 401/403 problem for a bad key, 429 when a window refuses, otherwise the
+/// inner service's response with the rate-limit headers. Every call that got past the key
+/// check is recorded, refusals included.
+pub async fn metered(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<BoxBody>>, ActixError> {
+    let started = Instant::now();
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        let err = Error::internal(anyhow::anyhow!(
+            "AppState missing for the metered middleware"
+        ));
+        return Ok(req
+            .into_response(err.error_response())
+            .map_into_right_body());
+    };
+    let presented = req
+        .headers()
+        .get(api_key::HEADER)
+        .map(|v| v.to_str().unwrap_or_default());
+    let admission = match admit(&state, presented, 1).await {
+        Ok(admission) => admission,
+        Err(err) => {
+            return Ok(req
+                .into_response(err.error_response())
+                .map_into_right_body());
+        }
+    };
+    let event = start_event(&req, &admission.key);
+    if let Some(refused) = rate_limit::refusal(&admission.decision, &admission.month) {
+        finish(&state, event, started, 429, 0);
+        return Ok(req.into_response(refused).map_into_right_body());
+    }
+    req.extensions_mut().insert(admission.key.clone());
+    let mut response = next.call(req).await?.map_into_boxed_body();
+    rate_limit::apply(
+        response.headers_mut(),
+        &admission.decision,
+        &admission.month,
+    );
+    let bytes_out = match response.response().body().size() {
+        actix_web::body::BodySize::Sized(n) => n as i64,
+        _ => 0,
+    };
+    finish(
+        &state,
+        event,
+        started,
+        response.status().as_u16(),
+        bytes_out,
+    );
+    Ok(response.map_into_left_body())
+}
+
+fn start_event(req: &ServiceRequest, key: &CachedKey) -> UsageEvent {
+    let endpoint: Arc<str> = req
+        .match_pattern()
+        .map_or_else(|| Arc::from("unmatched"), Arc::from);
+    let mut event = UsageEvent::new(
+        Source::Middleware,
+        key.tenant_id,
+        Some(key.id),
+        endpoint,
+        method(req.method().as_str()),
+        0,
+    );
+    event.bytes_in = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .unwrap_or(0);
+    event.ip = req.peer_addr().map(|addr| addr.ip());
+    event.user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(Arc::from);
+    event
+}
+
+fn finish(state: &AppState, mut event: UsageEvent, started: Instant, status: u16, bytes_out: i64) {
+    event.status_code = status;
+    event.bytes_out = bytes_out;
+    event.latency_us = started.elapsed().as_micros() as i64;
+    state.recorder.record(event);
+}

@@ -1,0 +1,102 @@
+//! Rate-limit response headers and the 429 refusal, from a limiter [`Decision`]:
+//! `X-RateLimit-{Minute,Hour,Day}-{Limit,Remaining,Reset}` (Reset = seconds until remaining
+//! next grows), the IETF draft-11 `RateLimit-Policy` / `RateLimit` pair (month included when
+//! the key has a quota), and on refusal `Retry-After` with the quota-exceeded problem.
+
+use std::fmt::Write as _;
+
+use actix_web::{
+    HttpResponse,
+    http::header::{HeaderMap, HeaderName, HeaderValue},
+};
+use serde::Serialize;
+
+use crate::limits::{Decision, month::MonthSpan};
+
+const X_HEADERS: [[&str; 3]; 3] = [
+    [
+        "x-ratelimit-minute-limit",
+        "x-ratelimit-minute-remaining",
+        "x-ratelimit-minute-reset",
+    ],
+    [
+        "x-ratelimit-hour-limit",
+        "x-ratelimit-hour-remaining",
+        "x-ratelimit-hour-reset",
+    ],
+    [
+        "x-ratelimit-day-limit",
+        "x-ratelimit-day-remaining",
+        "x-ratelimit-day-reset",
+    ],
+];
+const WINDOW_SECS: [u64; 3] = [60, 3600, 86400];
+
+/// Adds every rate-limit header of `decision` to `headers`.
+pub fn apply(headers: &mut HeaderMap, decision: &Decision, month: &MonthSpan) {
+    for (names, w) in X_HEADERS.iter().zip(decision.sliding.iter()) {
+        for (name, value) in names.iter().zip([w.limit, w.remaining(), w.reset_secs]) {
+            headers.insert(HeaderName::from_static(name), HeaderValue::from(value));
+        }
+    }
+    let (mut policy, mut state) = (String::with_capacity(96), String::with_capacity(96));
+    for (i, (name, w)) in decision.windows().enumerate() {
+        let span = WINDOW_SECS
+            .get(i)
+            .copied()
+            .unwrap_or((month.end_ms - month.start_ms) / 1000);
+        let sep = if i == 0 { "" } else { ", " };
+        let _ = write!(policy, "{sep}\"{name}\";q={};w={span}", w.limit);
+        let _ = write!(
+            state,
+            "{sep}\"{name}\";r={};t={}",
+            w.remaining(),
+            w.reset_secs
+        );
+    }
+    for (name, value) in [("ratelimit-policy", policy), ("ratelimit", state)] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    }
+}
+
+/// The RFC 9457 body of a refusal (quota-exceeded problem type, IETF draft).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct QuotaExceeded {
+    #[serde(rename = "type")]
+    pub type_: &'static str,
+    pub title: &'static str,
+    pub status: u16,
+    /// `Rate limit exceeded for minute. Try again in N seconds` (hour, day, month likewise).
+    pub detail: String,
+    /// Always `rate_limited`.
+    pub code: &'static str,
+    /// The windows that refused the call.
+    #[serde(rename = "violated-policies")]
+    pub violated_policies: Vec<&'static str>,
+}
+
+/// 429 with `Retry-After`, the rate-limit headers and the quota-exceeded problem, or `None`
+/// when the decision admits the call.
+pub fn refusal(decision: &Decision, month: &MonthSpan) -> Option<HttpResponse> {
+    let (window, retry_after) = decision.blocking()?;
+    let body = QuotaExceeded {
+        type_: "https://iana.org/assignments/http-problem-types#quota-exceeded",
+        title: "Request cannot be satisfied as assigned quota has been exceeded",
+        status: 429,
+        detail: format!("Rate limit exceeded for {window}. Try again in {retry_after} seconds"),
+        code: "rate_limited",
+        violated_policies: decision
+            .windows()
+            .filter(|(_, w)| w.exceeded())
+            .map(|(n, _)| n)
+            .collect(),
+    };
+    let mut response = HttpResponse::TooManyRequests()
+        .insert_header(("Retry-After", retry_after))
+        .content_type(super::problem::PROBLEM_JSON)
+        .json(body);
+    apply(response.headers_mut(), decision, month);
+    Some(response)
+}

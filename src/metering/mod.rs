@@ -1,0 +1,79 @@
+//! Metering: usage events from the request path (through the [`Recorder`]) and from services
+//! that meter themselves (`ingest`) into `usage_events`, with each key's `usage_count` and
+//! `last_used_at` kept in step in the same transaction.
+//!
+//! Recorder -> bounded buffer -> batch writer (COPY on PostgreSQL, multi-row insert on
+//! SQLite) -> `usage_events`; buffer full or database down -> spool on disk -> replayed.
+//! Every event has an id, so replays and re-sends are stored and counted once.
+
+use std::time::Duration;
+
+use sea_orm::DatabaseConnection;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::MeteringSettings;
+
+mod buffer;
+pub mod event;
+pub mod ingest;
+pub mod metrics;
+mod replay;
+pub mod spool;
+pub mod store;
+mod writer;
+
+pub use buffer::Recorder;
+pub use event::{Source, UsageEvent, method};
+
+/// The running pipeline: the recorder handed to the request path, and the writer task.
+pub struct Pipeline {
+    recorder: Recorder,
+    closing: CancellationToken,
+    writer: JoinHandle<()>,
+}
+
+/// Opens the spool (replaying what an earlier run left there) and starts the batch writer.
+/// `grace` bounds how long shutdown spends replaying the spool.
+pub fn start(
+    db: DatabaseConnection,
+    settings: &MeteringSettings,
+    grace: Duration,
+) -> anyhow::Result<Pipeline> {
+    metrics::describe();
+    let spool = spool::Spool::open(&settings.spool_dir)?;
+    let (recorder, rx) = Recorder::new(settings.buffer_capacity, spool.clone());
+    let closing = CancellationToken::new();
+    let writer = writer::Writer {
+        db,
+        rx,
+        spool,
+        batch_size: settings.batch_size,
+        interval: Duration::from_millis(settings.flush_interval_ms),
+        closing: closing.clone(),
+        grace,
+        replay: Default::default(),
+    };
+    Ok(Pipeline {
+        recorder,
+        closing,
+        writer: tokio::spawn(writer.run()),
+    })
+}
+
+impl Pipeline {
+    pub fn recorder(&self) -> Recorder {
+        self.recorder.clone()
+    }
+
+    /// Stops accepting (events recorded meanwhile go to the spool), commits everything
+    /// buffered, spools what the database refuses, replays the spool while `grace` lasts and
+    /// returns once the spool is closed. Call it after HTTP has stopped: an event recorded
+    /// after it returns is lost (and counted as dropped).
+    pub async fn shutdown(self) {
+        self.closing.cancel();
+        if let Err(err) = self.writer.await {
+            tracing::error!(error = %err, "the usage-event writer failed");
+        }
+    }
+}

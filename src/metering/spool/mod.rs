@@ -1,0 +1,160 @@
+//! The spool: where events go when the in-memory buffer is full or the database refuses
+//! them. Appends happen on a dedicated thread (the caller only sends on a channel, so the
+//! request path and the async executor never wait for the disk); the writer replays closed
+//! segments once the database accepts writes and deletes a segment only after its events are
+//! committed. The directory is locked: one process per spool directory.
+
+use std::{
+    fs::File,
+    io,
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+        mpsc,
+    },
+};
+
+use anyhow::Context;
+use tokio::sync::oneshot;
+
+use super::{UsageEvent, metrics};
+
+pub mod segment;
+mod thread;
+
+enum Cmd {
+    Append(Vec<UsageEvent>),
+    /// Close the open segment (so it can be replayed), then answer.
+    Rotate(oneshot::Sender<()>),
+    /// Close the open segment, release the lock and stop.
+    Close(oneshot::Sender<()>),
+}
+
+/// A handle on the spool; clones share the same thread and directory.
+#[derive(Clone)]
+pub struct Spool {
+    tx: mpsc::Sender<Cmd>,
+    /// Something was appended since the writer last took the closed segments.
+    pending: Arc<AtomicBool>,
+    dir: PathBuf,
+}
+
+impl Spool {
+    /// Locks `dir` (creating it), turns segments left open by a crash into closed ones and
+    /// starts the appending thread.
+    pub fn open(dir: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the spool directory {}", dir.display()))?;
+        let lock = lock(dir)?;
+        for open in segment::with_extension(dir, segment::OPEN)? {
+            std::fs::rename(&open, open.with_extension(segment::CLOSED))
+                .with_context(|| format!("closing the spool segment {}", open.display()))?;
+        }
+        let leftovers = !segment::list(dir)?.is_empty();
+        if leftovers {
+            tracing::warn!(dir = %dir.display(), "the spool holds events from an earlier run; replaying them");
+        }
+        let pending = Arc::new(AtomicBool::new(leftovers));
+        let (tx, rx) = mpsc::channel();
+        let worker = thread::Appender::new(dir.to_path_buf(), pending.clone(), lock);
+        std::thread::Builder::new()
+            .name("tollgate-spool".into())
+            .spawn(move || worker.run(rx))
+            .context("starting the spool thread")?;
+        Ok(Self {
+            tx,
+            pending,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Hands events to the appending thread; never blocks. Counted as dropped only if the
+    /// thread is gone (after [`Spool::close`]).
+    pub fn append(&self, events: Vec<UsageEvent>) {
+        let count = events.len();
+        if count > 0 && self.tx.send(Cmd::Append(events)).is_err() {
+            metrics::dropped(count);
+            tracing::error!(count, "usage events lost: the spool is closed");
+        }
+    }
+
+    /// Takes the "something to replay" flag (the writer puts it back if a replay fails).
+    pub fn take_pending(&self) -> bool {
+        self.pending.swap(false, Ordering::AcqRel)
+    }
+
+    pub fn mark_pending(&self) {
+        self.pending.store(true, Ordering::Release);
+    }
+
+    pub fn has_pending(&self) -> bool {
+        self.pending.load(Ordering::Acquire)
+    }
+
+    /// Closes the segment being appended to, so every event spooled so far is in a closed
+    /// segment that [`Spool::segments`] lists.
+    pub async fn rotate(&self) {
+        let (ack, done) = oneshot::channel();
+        if self.tx.send(Cmd::Rotate(ack)).is_ok() {
+            let _ = done.await;
+        }
+    }
+
+    /// Flushes and closes everything, releases the directory lock and stops the thread.
+    pub async fn close(&self) {
+        let (ack, done) = oneshot::channel();
+        if self.tx.send(Cmd::Close(ack)).is_ok() {
+            let _ = done.await;
+        }
+    }
+
+    /// Closed segments, oldest first.
+    pub async fn segments(&self) -> io::Result<Vec<PathBuf>> {
+        let dir = self.dir.clone();
+        blocking(move || segment::list(&dir)).await
+    }
+}
+
+/// Reads a closed segment off the executor. Unreadable lines (cut short by a crash) are
+/// counted as dropped and logged.
+pub async fn read_segment(path: PathBuf) -> io::Result<Vec<UsageEvent>> {
+    let shown = path.display().to_string();
+    let (events, unreadable) = blocking(move || segment::read(&path)).await?;
+    if unreadable > 0 {
+        metrics::dropped(unreadable);
+        tracing::error!(segment = %shown, unreadable, "spool lines could not be read");
+    }
+    Ok(events)
+}
+
+/// Deletes a segment whose events are committed.
+pub async fn remove_segment(path: PathBuf) -> io::Result<()> {
+    blocking(move || std::fs::remove_file(&path)).await
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(io::Error::other)?
+}
+
+fn lock(dir: &Path) -> anyhow::Result<File> {
+    let path = dir.join(".lock");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    file.try_lock().map_err(|err| {
+        anyhow::anyhow!(
+            "the spool directory {} is in use by another process ({err}); give each process \
+             its own `metering.spool_dir`",
+            dir.display()
+        )
+    })?;
+    Ok(file)
+}

@@ -1,0 +1,162 @@
+//! The PostgreSQL batch write, in one transaction either way:
+//!
+//! - fast path: binary `COPY` straight into `usage_events`, then one `UPDATE` of the keys'
+//!   counters from the batch's per-key totals. Live events carry fresh UUIDv7 ids, so this
+//!   is the usual case, and it runs at nearly raw-`COPY` speed.
+//! - when that hits a stored id (a replay, a re-sent batch, a retry after a timeout), the
+//!   transaction is rolled back and the batch goes the idempotent way: `COPY` into a
+//!   per-connection temporary staging table, then one statement that inserts what is new
+//!   (`ON CONFLICT (id, occurred_at) DO NOTHING`) and bumps the keys of the inserted rows.
+
+use std::{collections::HashMap, sync::LazyLock};
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ConnAcquireErr, DbErr, RuntimeErr,
+    sqlx::{self, Executor, PgConnection, PgPool, Row},
+};
+use uuid::Uuid;
+
+use super::{COLUMNS, copy};
+use crate::metering::UsageEvent;
+
+/// Created once per connection; emptied at every commit. `client_min_messages` keeps the
+/// "already exists" notice out of the log.
+const CREATE_STAGING: &str = "SET LOCAL client_min_messages = warning; \
+     CREATE TEMP TABLE IF NOT EXISTS usage_events_staging (\
+     id uuid, occurred_at timestamptz, tenant_id uuid, key_id uuid, endpoint text, \
+     method text, status_code int2, latency_us int8, bytes_in int8, bytes_out int8, \
+     tokens_in int8, tokens_out int8, cost_nanos int8, ip text, user_agent text, \
+     source text, received_at timestamptz) ON COMMIT DELETE ROWS";
+
+static COPY_DIRECT: LazyLock<String> = LazyLock::new(|| copy_into("usage_events"));
+static COPY_STAGING: LazyLock<String> = LazyLock::new(|| copy_into("usage_events_staging"));
+
+/// Adds per-key totals (`$1` ids, `$2` counts, `$3` latest times) to the keys.
+const BUMP_KEYS: &str = "UPDATE api_keys k SET usage_count = k.usage_count + v.n, \
+     last_used_at = GREATEST(k.last_used_at, v.last) \
+     FROM unnest($1::uuid[], $2::int8[], $3::timestamptz[]) AS v(id, n, last) \
+     WHERE k.id = v.id";
+
+/// Inserts what is new from staging and adds it, per key, to the keys' counters.
+static MERGE: LazyLock<String> = LazyLock::new(|| {
+    let columns = COLUMNS.join(", ");
+    format!(
+        "WITH inserted AS (\
+           INSERT INTO usage_events ({columns}) SELECT {columns} FROM usage_events_staging \
+           ON CONFLICT (id, occurred_at) DO NOTHING RETURNING key_id, occurred_at\
+         ), per_key AS (\
+           SELECT key_id, count(*) AS n, max(occurred_at) AS last FROM inserted \
+           WHERE key_id IS NOT NULL GROUP BY key_id\
+         ), bumped AS (\
+           UPDATE api_keys k SET usage_count = k.usage_count + p.n, \
+           last_used_at = GREATEST(k.last_used_at, p.last) \
+           FROM per_key p WHERE k.id = p.key_id RETURNING k.id\
+         ) SELECT (SELECT count(*) FROM inserted) AS inserted"
+    )
+});
+
+fn copy_into(table: &str) -> String {
+    let columns = COLUMNS.join(", ");
+    format!("COPY {table} ({columns}) FROM STDIN (FORMAT binary)")
+}
+
+pub async fn insert(pool: &PgPool, events: &[UsageEvent]) -> Result<u64, DbErr> {
+    let payload = copy::encode(events);
+    match insert_fresh(pool, events, &payload).await {
+        Err(err) if is_unique_violation(&err) => insert_idempotent(pool, &payload).await,
+        other => other.map_err(exec_err),
+    }
+}
+
+/// The fast path: every event is new, or the whole transaction fails with 23505.
+async fn insert_fresh(
+    pool: &PgPool,
+    events: &[UsageEvent],
+    payload: &[u8],
+) -> Result<u64, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let copied = send_copy(&mut tx, &COPY_DIRECT, payload).await?;
+    let (ids, counts, lasts) = per_key(events);
+    if !ids.is_empty() {
+        sqlx::query(BUMP_KEYS)
+            .bind(ids)
+            .bind(counts)
+            .bind(lasts)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(copied)
+}
+
+/// The idempotent path through the staging table.
+async fn insert_idempotent(pool: &PgPool, payload: &[u8]) -> Result<u64, DbErr> {
+    let mut tx = pool.begin().await.map_err(acquire_err)?;
+    (&mut *tx).execute(CREATE_STAGING).await.map_err(exec_err)?;
+    send_copy(&mut tx, &COPY_STAGING, payload)
+        .await
+        .map_err(exec_err)?;
+    // Built once from the constant column list.
+    let row = sqlx::query(sqlx::AssertSqlSafe(MERGE.as_str()))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(exec_err)?;
+    let inserted: i64 = row.try_get("inserted").map_err(exec_err)?;
+    tx.commit().await.map_err(exec_err)?;
+    Ok(inserted as u64)
+}
+
+async fn send_copy(
+    conn: &mut PgConnection,
+    statement: &str,
+    payload: &[u8],
+) -> Result<u64, sqlx::Error> {
+    let mut copy_in = conn.copy_in_raw(statement).await?;
+    if let Err(err) = copy_in.send(payload).await {
+        copy_in.abort("sending failed").await.ok();
+        return Err(err);
+    }
+    copy_in.finish().await
+}
+
+/// Per-key event counts and latest times, as the three arrays of [`BUMP_KEYS`].
+fn per_key(events: &[UsageEvent]) -> (Vec<Uuid>, Vec<i64>, Vec<DateTime<Utc>>) {
+    let mut totals: HashMap<Uuid, (i64, DateTime<Utc>)> = HashMap::new();
+    for e in events {
+        if let Some(key) = e.key_id {
+            let entry = totals.entry(key.0).or_insert((0, e.occurred_at));
+            entry.0 += 1;
+            entry.1 = entry.1.max(e.occurred_at);
+        }
+    }
+    let mut rows: Vec<_> = totals.into_iter().collect();
+    // Sorted, so concurrent writers usually lock shared keys in the same order (a deadlock
+    // fails the batch, which is then retried).
+    rows.sort_unstable_by_key(|(id, _)| *id);
+    let ids = rows.iter().map(|(id, _)| *id).collect();
+    let counts = rows.iter().map(|(_, (n, _))| *n).collect();
+    let lasts = rows.iter().map(|(_, (_, last))| *last).collect();
+    (ids, counts, lasts)
+}
+
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|db| db.code().as_deref() == Some("23505"))
+}
+
+fn acquire_err(err: sqlx::Error) -> DbErr {
+    match err {
+        sqlx::Error::PoolTimedOut => DbErr::ConnectionAcquire(ConnAcquireErr::Timeout),
+        sqlx::Error::PoolClosed => DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed),
+        other => DbErr::Conn(RuntimeErr::SqlxError(other.into())),
+    }
+}
+
+fn exec_err(err: sqlx::Error) -> DbErr {
+    match err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => acquire_err(err),
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) => DbErr::Conn(RuntimeErr::SqlxError(err.into())),
+        other => DbErr::Exec(RuntimeErr::SqlxError(other.into())),
+    }
+}

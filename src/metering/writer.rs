@@ -1,0 +1,176 @@
+//! The batch writer: one task that takes events from the buffer and commits them in batches,
+//! when `batch_size` are waiting or `flush_interval_ms` after the last flush. A failing
+//! database is retried with capped exponential backoff while the batch is kept (the buffer
+//! meanwhile fills and then spills into the spool); spooled events are replayed once writes
+//! succeed. On shutdown it stops accepting, commits what it holds and spools what it cannot.
+
+use std::time::Duration;
+
+use sea_orm::{DatabaseConnection, DbErr};
+use tokio::{sync::mpsc, time::Instant};
+use tokio_util::sync::CancellationToken;
+
+use super::{UsageEvent, metrics, spool::Spool, store};
+
+/// First retry delay; doubles per failure up to [`BACKOFF_MAX`].
+const BACKOFF_BASE: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// One batch write that takes longer is abandoned and retried (ids make that harmless).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
+
+pub(super) struct Writer {
+    pub db: DatabaseConnection,
+    pub rx: mpsc::Receiver<UsageEvent>,
+    pub spool: Spool,
+    pub batch_size: usize,
+    pub interval: Duration,
+    /// Cancelled by [`super::Pipeline::shutdown`]: drain and stop.
+    pub closing: CancellationToken,
+    /// How long the shutdown may spend replaying the spool.
+    pub grace: Duration,
+    pub(super) replay: super::replay::ReplayState,
+}
+
+impl Writer {
+    pub async fn run(mut self) {
+        let mut batch = Vec::with_capacity(self.batch_size);
+        // Leftovers of an earlier run first.
+        self.replay_step().await;
+        let mut deadline = self.next_deadline();
+        loop {
+            let room = self.batch_size - batch.len();
+            tokio::select! {
+                biased;
+                _ = self.closing.cancelled() => break,
+                received = self.rx.recv_many(&mut batch, room) => {
+                    // 0 means every recorder is gone.
+                    if received == 0 {
+                        break;
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+            if batch.len() < self.batch_size && Instant::now() < deadline {
+                continue;
+            }
+            metrics::queue_depth(self.rx.len());
+            if !batch.is_empty() && !self.flush_retrying(&mut batch).await {
+                break;
+            }
+            self.replay_step().await;
+            deadline = self.next_deadline();
+        }
+        self.drain(batch).await;
+    }
+
+    /// The next flush: after the interval, or at once while spooled segments wait.
+    fn next_deadline(&self) -> Instant {
+        match self.replay.has_queue() {
+            true => Instant::now(),
+            false => Instant::now() + self.interval,
+        }
+    }
+
+    /// Writes `batch` until it commits (then clears it) or shutdown begins (returns `false`,
+    /// keeping the batch).
+    async fn flush_retrying(&mut self, batch: &mut Vec<UsageEvent>) -> bool {
+        let mut failures = 0u32;
+        loop {
+            match self.write(batch).await {
+                Ok(()) => {
+                    if failures > 0 {
+                        tracing::info!(failures, "usage events are being written again");
+                    }
+                    batch.clear();
+                    return true;
+                }
+                Err(err) => {
+                    failures += 1;
+                    if self.closing.is_cancelled() {
+                        return false;
+                    }
+                    metrics::retried();
+                    metrics::queue_depth(self.rx.len());
+                    let delay = backoff(failures);
+                    log_failure(failures, delay, batch.len(), &err);
+                    tokio::select! {
+                        _ = self.closing.cancelled() => return false,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// One attempt at committing `events`.
+    pub(super) async fn write(&self, events: &[UsageEvent]) -> Result<(), DbErr> {
+        let started = std::time::Instant::now();
+        let written = tokio::time::timeout(WRITE_TIMEOUT, store::insert_events(&self.db, events))
+            .await
+            .map_err(|_| DbErr::Custom("the batch write timed out".into()))?;
+        written?;
+        metrics::flushed(events.len(), started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// Shutdown: close the buffer, commit what it holds while the database accepts writes,
+    /// spool the rest, replay the spool if time allows, then close the spool.
+    async fn drain(mut self, mut batch: Vec<UsageEvent>) {
+        self.rx.close();
+        let mut healthy = true;
+        loop {
+            while batch.len() < self.batch_size {
+                match self.rx.try_recv() {
+                    Ok(event) => batch.push(event),
+                    Err(_) => break,
+                }
+            }
+            if batch.is_empty() {
+                break;
+            }
+            if healthy && let Err(err) = self.write(&batch).await {
+                tracing::warn!(error = %err, "the database refused usage events at shutdown; spooling them");
+                healthy = false;
+            }
+            if healthy {
+                batch.clear();
+            } else {
+                self.spool.append(std::mem::take(&mut batch));
+            }
+        }
+        metrics::queue_depth(0);
+        if healthy {
+            self.replay_all().await;
+        }
+        self.spool.close().await;
+    }
+}
+
+/// `BACKOFF_BASE * 2^(failures-1)`, capped at [`BACKOFF_MAX`].
+pub(super) fn backoff(failures: u32) -> Duration {
+    let factor = 1u32 << failures.saturating_sub(1).min(16);
+    BACKOFF_BASE.saturating_mul(factor).min(BACKOFF_MAX)
+}
+
+fn log_failure(failures: u32, delay: Duration, count: usize, err: &DbErr) {
+    // The first failure and then one in ten at warn, so an outage does not flood the log.
+    if failures == 1 || failures.is_multiple_of(10) {
+        tracing::warn!(failures, count, retry_in_ms = delay.as_millis() as u64, error = %err, "writing usage events failed; retrying");
+    } else {
+        tracing::debug!(failures, count, error = %err, "writing usage events failed again");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        assert_eq!(backoff(1), Duration::from_millis(100));
+        assert_eq!(backoff(2), Duration::from_millis(200));
+        assert_eq!(backoff(4), Duration::from_millis(800));
+        assert_eq!(backoff(8), BACKOFF_MAX);
+        assert_eq!(backoff(1000), BACKOFF_MAX);
+    }
+}

@@ -1,0 +1,105 @@
+//! Metering: the recorder -> buffer -> batch writer -> `usage_events` pipeline (fields,
+//! key counters, spooling, database failures, shutdown), and `POST /v1/events`.
+
+use std::{sync::Arc, time::Duration};
+
+use reqwest::Method;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+};
+use serde_json::{Value, json};
+use tollgate::{
+    entities::{api_keys, usage_events},
+    ids::{KeyId, TenantId},
+    metering::{Source, UsageEvent, event::method},
+};
+
+use crate::helpers::{Member, TestApp, send};
+
+mod ingest;
+mod pipeline;
+mod shutdown;
+
+/// A key created through the API by `owner`: its id and secret.
+async fn create_key(app: &TestApp, owner: &Member) -> (KeyId, String) {
+    let body = Some(json!({"name": "metered"}));
+    let response = send(app, Method::POST, "/v1/keys", &owner.token, body).await;
+    assert_eq!(response.status().as_u16(), 201);
+    let key: Value = response.json().await.unwrap();
+    let id = key["id"].as_str().unwrap().parse().unwrap();
+    (id, key["secret"].as_str().unwrap().to_owned())
+}
+
+/// An event with every field set; times at microsecond precision (what PostgreSQL keeps).
+fn event(tenant: TenantId, key: Option<KeyId>, n: i64) -> UsageEvent {
+    use chrono::SubsecRound;
+    let mut e = UsageEvent::new(
+        Source::Middleware,
+        tenant,
+        key,
+        Arc::from("/v1/things/{id}"),
+        method("POST"),
+        201,
+    );
+    e.occurred_at = (chrono::Utc::now() - chrono::Duration::seconds(n)).trunc_subsecs(6);
+    e.received_at = e.occurred_at;
+    e.latency_us = 1500 + n;
+    e.bytes_in = 10 + n;
+    e.bytes_out = 20 + n;
+    e.tokens_in = 30 + n;
+    e.tokens_out = 40 + n;
+    e.cost_nanos = 1_200_000 + n;
+    e.ip = Some("203.0.113.7".parse().unwrap());
+    e.user_agent = Some(Arc::from("metering-test/1.0"));
+    e
+}
+
+async fn count_events(db: &DatabaseConnection) -> u64 {
+    usage_events::Entity::find().count(db).await.unwrap()
+}
+
+async fn key_row(db: &DatabaseConnection, key: KeyId) -> api_keys::Model {
+    api_keys::Entity::find()
+        .filter(api_keys::Column::Id.eq(key.0))
+        .one(db)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// Polls until `usage_events` holds `expected` rows (panics after 20 s).
+async fn wait_for_events(db: &DatabaseConnection, expected: u64) {
+    let mut seen = 0;
+    for _ in 0..400 {
+        seen = count_events(db).await;
+        if seen == expected {
+            return;
+        }
+        assert!(
+            seen < expected,
+            "more events stored ({seen}) than recorded ({expected})"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("expected {expected} stored events, found {seen}");
+}
+
+/// Makes every write to `usage_events` fail for real (the table is renamed away) or restores
+/// it.
+async fn break_events_table(db: &DatabaseConnection, broken: bool) {
+    let (from, to) = match broken {
+        true => ("usage_events", "usage_events_away"),
+        false => ("usage_events_away", "usage_events"),
+    };
+    db.execute_unprepared(&format!("ALTER TABLE {from} RENAME TO {to}"))
+        .await
+        .unwrap();
+}
+
+/// The value of a counter or gauge on `/metrics` (0 when absent).
+async fn metric(app: &TestApp, name: &str) -> f64 {
+    let text = app.get("/metrics").await.text().await.unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}

@@ -1,0 +1,83 @@
+//! Shutdown: the buffer is drained into the database before `run_until_stopped` returns; with
+//! the database down everything goes to the spool, and the next start replays it.
+
+use sea_orm::Database;
+use tollgate::{config::Settings, ids::TenantId, startup::Application};
+
+use super::{break_events_table, count_events, event};
+use crate::helpers::{PgDatabase, test_settings};
+
+/// Settings whose writer never flushes on its own: only shutdown can store the events.
+async fn lazy_writer() -> (Settings, tempfile::TempDir, Option<PgDatabase>) {
+    let (mut settings, dir, pg) = test_settings().await;
+    settings.metering.batch_size = 10_000;
+    settings.metering.buffer_capacity = 10_000;
+    settings.metering.flush_interval_ms = 3_600_000;
+    (settings.finalize().unwrap(), dir, pg)
+}
+
+/// Starts the application, records `n` events of a new tenant, stops it and waits for
+/// `run_until_stopped` to return.
+async fn record_then_stop(settings: &Settings, n: i64, break_db: bool) {
+    let app = Application::build(settings.clone()).await.unwrap();
+    let state = app.state().clone();
+    let cancel = app.cancel_token();
+    let running = tokio::spawn(app.run_until_stopped());
+    let tenant: TenantId = new_tenant_in(&state.db).await;
+    for i in 0..n {
+        state.recorder.record(event(tenant, None, i));
+    }
+    if break_db {
+        break_events_table(&state.db, true).await;
+    }
+    cancel.cancel();
+    running.await.unwrap().unwrap();
+}
+
+async fn new_tenant_in(db: &sea_orm::DatabaseConnection) -> TenantId {
+    let name = tollgate::tenants::TenantName::parse("Shutdown test", "/name").unwrap();
+    let ctx = tollgate::audit::Context::system("test");
+    tollgate::tenants::create(db, &ctx, &name)
+        .await
+        .unwrap()
+        .id
+        .into()
+}
+
+#[tokio::test]
+async fn shutdown_drains_the_buffer_into_the_database() {
+    let (settings, _dir, _pg) = lazy_writer().await;
+    record_then_stop(&settings, 1000, false).await;
+    // The application closed its pool; count through a new connection.
+    let db = Database::connect(settings.database.url.expose())
+        .await
+        .unwrap();
+    assert_eq!(count_events(&db).await, 1000);
+}
+
+#[tokio::test]
+async fn with_the_database_down_shutdown_spools_and_the_next_start_replays() {
+    let (settings, _dir, _pg) = lazy_writer().await;
+    record_then_stop(&settings, 300, true).await;
+    let spooled: usize = std::fs::read_dir(&settings.metering.spool_dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap().lines().count())
+        .sum();
+    assert_eq!(spooled, 300, "every buffered event is in the spool");
+
+    let db = Database::connect(settings.database.url.expose())
+        .await
+        .unwrap();
+    break_events_table(&db, false).await;
+    assert_eq!(count_events(&db).await, 0);
+    // A new start replays what the spool holds, then the spool is empty.
+    let app = Application::build(settings.clone()).await.unwrap();
+    let cancel = app.cancel_token();
+    let running = tokio::spawn(app.run_until_stopped());
+    super::wait_for_events(&db, 300).await;
+    cancel.cancel();
+    running.await.unwrap().unwrap();
+    assert_eq!(count_events(&db).await, 300);
+}
