@@ -62,11 +62,15 @@ fn redis(c: &mut Criterion) {
         url: SecretUrl::new(url),
         key_prefix: format!("bench_{}:", Uuid::new_v4().simple()),
     };
+    // The connection manager spawns its driver on the current runtime.
+    let _runtime_context = runtime.enter();
     let redis = Redis::connect(&settings).unwrap();
     if runtime.block_on(redis.ping()).is_err() {
         eprintln!("skipped: limiter/redis_decision needs Redis at TOLLGATE_BENCH_REDIS_URL");
         return;
     }
+    // Baseline measured in the same run: one PING round trip on the same connection.
+    c.bench_function("limiter/redis_ping_baseline", |b| b.to_async(&runtime).iter(|| redis.ping()));
     let limiter = RedisLimiter::new(redis, None);
     let req = request(Uuid::now_v7());
     c.bench_function("limiter/redis_decision", |b| {
