@@ -1,5 +1,5 @@
-//! The Redis limiter: one Lua script (`decide.lua`), one round trip, Redis's clock, every key
-//! hash-tagged by the API key's id and written with a TTL. When Redis cannot answer, the
+//! The Redis limiter: one Lua script (`decide.lua`), one round trip, Redis's clock, one hash
+//! per API key (hash-tagged by its id, so Redis Cluster works) always written with a TTL. When Redis cannot answer, the
 //! configured policy applies: fall back to the in-process limiter (each node enforcing its
 //! share) or refuse with 503. A failure opens a short circuit so calls don't queue behind
 //! timeouts; the next call after it closes tries Redis again (recovery is automatic).
@@ -89,23 +89,17 @@ impl RedisLimiter {
     }
 
     async fn invoke(&self, req: &Request, now_ms: Option<u64>) -> redis::RedisResult<Decision> {
-        let owner = req.key.simple().to_string();
         let mut invocation = self.script.prepare_invoke();
-        for kind in ["rl:m", "rl:h", "rl:d"] {
-            invocation.key(self.redis.key(kind, &owner));
-        }
         invocation
-            .key(self.redis.key(&format!("rl:mo:{}", req.month.id), &owner))
-            .key(
-                self.redis
-                    .key(&format!("rl:mo:{}", req.next_month.id), &owner),
-            )
+            .key(self.redis.key("rl", &req.key.simple().to_string()))
             .arg(req.quota.minute)
             .arg(req.quota.hour)
             .arg(req.quota.day)
             .arg(req.quota.month.map_or(-1, |m| m as i64))
             .arg(req.cost)
+            .arg(req.month.id)
             .arg(req.month.end_ms)
+            .arg(req.next_month.id)
             .arg(req.next_month.end_ms);
         if let Some(now_ms) = now_ms {
             invocation.arg(now_ms);
