@@ -70,7 +70,9 @@ fn redis(c: &mut Criterion) {
         return;
     }
     // Baseline measured in the same run: one PING round trip on the same connection.
-    c.bench_function("limiter/redis_ping_baseline", |b| b.to_async(&runtime).iter(|| redis.ping()));
+    c.bench_function("limiter/redis_ping_baseline", |b| {
+        b.to_async(&runtime).iter(|| redis.ping())
+    });
     let limiter = RedisLimiter::new(redis, None);
     let req = request(Uuid::now_v7());
     c.bench_function("limiter/redis_decision", |b| {
