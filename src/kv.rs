@@ -35,6 +35,21 @@ impl Redis {
         })
     }
 
+    /// Opens the shared connection now, from a task on the calling runtime, instead of on the
+    /// first command. Called by start-up on the main runtime: the connection's I/O task runs
+    /// on the runtime that connects, and had a request opened it, it would run on that HTTP
+    /// worker's runtime, which stops during a graceful shutdown while other workers still
+    /// serve (their limiter calls would then fail over). A failure is only logged: Redis
+    /// may come up later.
+    pub fn connect_now(&self) {
+        let redis = self.clone();
+        tokio::spawn(async move {
+            if let Err(err) = redis.ping().await {
+                tracing::warn!(error = %err, "Redis is not reachable yet; will retry on use");
+            }
+        });
+    }
+
     /// A connection handle; cheap to clone, multiplexed.
     pub fn conn(&self) -> ConnectionManager {
         self.conn.clone()

@@ -117,6 +117,9 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         true => None,
         false => Some(Redis::connect(&settings.redis)?),
     };
+    if let Some(redis) = &redis {
+        redis.connect_now();
+    }
     let crypto = MasterKey::from_settings(&settings.crypto)?;
     let key_cache = KeyCache::new(&settings.keys, &settings.limits);
     let key_events = KeyEvents::new(key_cache.clone(), redis.as_ref(), &settings.redis)?;

@@ -17,6 +17,10 @@ const BACKOFF_BASE: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// One batch write that takes longer is abandoned and retried (ids make that harmless).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Attempts per batch at shutdown before spooling. A pooled PostgreSQL connection opened by a
+/// request is tied to its HTTP worker's runtime and fails once that worker has stopped; the
+/// pool drops it, and the next attempt gets a working connection.
+const SHUTDOWN_ATTEMPTS: u32 = 3;
 
 pub(super) struct Writer {
     pub db: DatabaseConnection,
@@ -113,6 +117,22 @@ impl Writer {
         Ok(())
     }
 
+    /// Up to [`SHUTDOWN_ATTEMPTS`] attempts at committing `events`, a short backoff apart.
+    async fn write_at_shutdown(&self, events: &[UsageEvent]) -> Result<(), DbErr> {
+        let mut failures = 0;
+        loop {
+            let Err(err) = self.write(events).await else {
+                return Ok(());
+            };
+            failures += 1;
+            if failures >= SHUTDOWN_ATTEMPTS {
+                return Err(err);
+            }
+            tracing::debug!(failures, error = %err, "writing usage events at shutdown failed; retrying");
+            tokio::time::sleep(backoff(failures)).await;
+        }
+    }
+
     /// Shutdown: close the buffer, commit what it holds while the database accepts writes,
     /// spool the rest, replay the spool if time allows, then close the spool.
     async fn drain(mut self, mut batch: Vec<UsageEvent>) {
@@ -128,7 +148,7 @@ impl Writer {
             if batch.is_empty() {
                 break;
             }
-            if healthy && let Err(err) = self.write(&batch).await {
+            if healthy && let Err(err) = self.write_at_shutdown(&batch).await {
                 tracing::warn!(error = %err, "the database refused usage events at shutdown; spooling them");
                 healthy = false;
             }

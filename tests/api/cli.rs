@@ -179,7 +179,7 @@ async fn demo_and_admin_create_user_are_idempotent() {
 }
 
 /// The database URL the binary uses under `env`.
-fn database_url(env: &[(String, String)]) -> String {
+pub(crate) fn database_url(env: &[(String, String)]) -> String {
     let var = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     var("DATABASE_URL").unwrap_or_else(|| {
         format!(

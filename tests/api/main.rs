@@ -12,6 +12,7 @@ mod cli;
 mod config;
 mod errors;
 mod hot_path;
+mod hot_path_faults;
 mod jobs;
 mod jwt;
 mod key_cache;

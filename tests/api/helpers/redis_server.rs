@@ -38,6 +38,17 @@ impl PrivateRedis {
     /// Kills the server (every connection drops) and starts it again on the same port.
     pub async fn restart(&mut self) {
         self.stop();
+        self.start_again().await;
+    }
+
+    /// Kills the server: every connection drops and its data is lost (nothing is saved).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts a stopped server again on the same port, empty, and waits until it answers.
+    pub async fn start_again(&mut self) {
         self.child = spawn(self.port, self.dir.path()).expect("redis-server restarts");
         self.wait_until_up().await;
     }
@@ -64,11 +75,6 @@ impl PrivateRedis {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

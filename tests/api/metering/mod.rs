@@ -86,7 +86,7 @@ async fn wait_for_events(db: &DatabaseConnection, expected: u64) {
 
 /// Makes every write to `usage_events` fail for real (the table is renamed away) or restores
 /// it.
-async fn break_events_table(db: &DatabaseConnection, broken: bool) {
+pub(crate) async fn break_events_table(db: &DatabaseConnection, broken: bool) {
     let (from, to) = match broken {
         true => ("usage_events", "usage_events_away"),
         false => ("usage_events_away", "usage_events"),
@@ -97,7 +97,7 @@ async fn break_events_table(db: &DatabaseConnection, broken: bool) {
 }
 
 /// The value of a counter or gauge on `/metrics` (0 when absent).
-async fn metric(app: &TestApp, name: &str) -> f64 {
+pub(crate) async fn metric(app: &TestApp, name: &str) -> f64 {
     let text = app.get("/metrics").await.text().await.unwrap();
     text.lines()
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())

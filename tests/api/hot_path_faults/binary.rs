@@ -1,0 +1,176 @@
+//! The real binary: two `serve` processes on one PostgreSQL database and one Redis prefix
+//! admit exactly the key's limit between them, and SIGTERM under load loses no usage event.
+
+use std::{
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, Database, DatabaseConnection, EntityTrait};
+use serde_json::{Value, json};
+use tollgate::{entities::tenants, ids::TenantId};
+use uuid::Uuid;
+
+use super::{
+    Answers, Load, assert_each_answer_metered_once, events_by_agent, http, key_uuid, metric_at,
+    node::{Node, stop_cleanly},
+    usage_count,
+};
+use crate::{
+    cli::{backend_env, database_url},
+    helpers::{Backends, PASSWORD, require_or_skip},
+};
+
+#[tokio::test]
+async fn two_nodes_admit_exactly_the_shared_limit_and_meter_every_call() {
+    let test = "two_nodes_admit_exactly_the_shared_limit_and_meter_every_call";
+    let backends = Backends::from_env();
+    if require_or_skip("postgres", backends.postgres, test).is_none()
+        || require_or_skip("redis", backends.redis, test).is_none()
+    {
+        return;
+    }
+    let backend = backend_env().await;
+    let env = &backend.vars;
+    let (dir_1, dir_2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // One after the other: the first applies the migrations.
+    let mut first = Node::start(env, dir_1.path()).await;
+    let mut second = Node::start(env, dir_2.path()).await;
+    let db = Database::connect(database_url(env)).await.unwrap();
+    let (key, secret) = key_through_api(&first, &db, 1000).await;
+
+    let bases = [first.base.clone(), second.base.clone()];
+    let load = Load::start(&bases, &secret, "two-nodes", 64, 3000);
+    let answers = load.finish(Duration::from_secs(90)).await;
+    assert!(
+        answers.failed.is_empty(),
+        "unanswered: {:?}",
+        answers.failed
+    );
+    let (admitted, refused) = (answers.count(200), answers.count(429));
+    assert_eq!(admitted + refused, 3000, "only 200 and 429 expected");
+    let mut fallback = Vec::new();
+    for node in [&first, &second] {
+        fallback.push(metric_at(&node.base, "tollgate_limiter_fallback_decisions_total").await);
+    }
+    assert!(
+        (990..=1000).contains(&admitted),
+        "admitted {admitted} of 3000 with a shared limit of 1000 (fallback decisions {fallback:?})"
+    );
+    assert_eq!(fallback, [0.0, 0.0], "every decision came from Redis");
+    // Each node alone would admit 1000: both took part, and they shared one count.
+    let per_node = |parity| admitted_by_node(&answers, parity);
+    assert!(per_node(0) > 0 && per_node(1) > 0, "both nodes admitted");
+
+    stop_cleanly(&mut [&mut first, &mut second]).await;
+    let events = events_by_agent(&db, key, 3000).await;
+    assert_each_answer_metered_once(&events, &answers);
+    let stored = |status| events.values().flatten().filter(|&&s| s == status).count();
+    assert_eq!((stored(200), stored(429)), (admitted, refused));
+    assert_eq!(usage_count(&db, key).await, 3000);
+}
+
+#[tokio::test]
+async fn sigterm_under_load_drains_every_event() {
+    let backend = backend_env().await;
+    let (env, data_dir) = drain_only(&backend.vars);
+    let mut node = Node::start(&env, &data_dir).await;
+    let db = Database::connect(database_url(&env)).await.unwrap();
+    let (key, secret) = key_through_api(&node, &db, 300).await;
+
+    let load = Load::start(&[node.base.clone()], &secret, "sigterm", 32, usize::MAX);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while load.answered() < 600 {
+        assert!(Instant::now() < deadline, "600 answers within 30 s");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let fallback = metric_at(&node.base, "tollgate_limiter_fallback_decisions_total").await;
+    load.mark();
+    stop_cleanly(&mut [&mut node]).await;
+    let answers = load.finish(Duration::from_secs(30)).await;
+    assert!(
+        !answers.late.is_empty(),
+        "calls were in flight when SIGTERM came"
+    );
+    // Beyond the limit after SIGTERM would mean the limiter lost Redis during the drain (its
+    // connection must not live on an HTTP worker's runtime, which stops first).
+    let late_admitted = answers.late.iter().filter(|a| answers.statuses[*a] == 200);
+    assert_eq!(
+        answers.count(200),
+        300,
+        "the limit, then refusals; {} of the {} answers after SIGTERM admitted, {fallback} \
+         fallback decisions before it\n{}",
+        late_admitted.count(),
+        answers.late.len(),
+        node.tail()
+    );
+    assert_eq!(
+        answers.count(429),
+        answers.statuses.len() - 300,
+        "only 200 and 429 expected"
+    );
+
+    let events = events_by_agent(&db, key, answers.statuses.len()).await;
+    assert_each_answer_metered_once(&events, &answers);
+}
+
+/// The backend's environment with a writer that never flushes on its own (only the shutdown
+/// drain can store the events), and the data directory (the SQLite database is in it).
+fn drain_only(vars: &[(String, String)]) -> (Vec<(String, String)>, PathBuf) {
+    let mut env = vars.to_vec();
+    let data_dir = env
+        .iter()
+        .find(|(name, _)| name == "TOLLGATE__DATA__DIR")
+        .map(|(_, dir)| PathBuf::from(dir))
+        .unwrap();
+    for (name, value) in [
+        ("FLUSH_INTERVAL_MS", "600000"),
+        ("BATCH_SIZE", "100000"),
+        ("BUFFER_CAPACITY", "100000"),
+    ] {
+        env.push((format!("TOLLGATE__METERING__{name}"), value.into()));
+    }
+    (env, data_dir)
+}
+
+/// Signs up through `node`'s API, lifts the new tenant's own limits in the database (the
+/// configured defaults cap keys at 100 a minute), and creates a key allowing `per_minute`
+/// through the API; the key's id and secret.
+async fn key_through_api(node: &Node, db: &DatabaseConnection, per_minute: i64) -> (Uuid, String) {
+    let http = http();
+    let email = format!("owner-{}@example.com", Uuid::new_v4().simple());
+    let body = json!({"email": email, "password": PASSWORD, "tenant_name": "Fault Co"});
+    let response = http.post(node.url("/v1/auth/signup")).json(&body);
+    let response = response.send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 201, "sign-up on {}", node.base);
+    let account: Value = response.json().await.unwrap();
+    let tenant: TenantId = account["tenant"]["id"].as_str().unwrap().parse().unwrap();
+    let row = tenants::Entity::find_by_id(tenant.0).one(db).await.unwrap();
+    let mut row: tenants::ActiveModel = row.unwrap().into();
+    row.limit_per_minute = Set(Some(1_000_000));
+    row.limit_per_hour = Set(Some(1_000_000));
+    row.limit_per_day = Set(Some(1_000_000));
+    row.update(db).await.unwrap();
+
+    let body = json!({"name": "shared", "limits": {"per_minute": per_minute}});
+    let token = account["access_token"].as_str().unwrap();
+    let response = http
+        .post(node.url("/v1/keys"))
+        .bearer_auth(token)
+        .json(&body);
+    let response = response.send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 201, "key creation");
+    let key: Value = response.json().await.unwrap();
+    let secret = key["secret"].as_str().unwrap().to_owned();
+    (key_uuid(key["id"].as_str().unwrap()), secret)
+}
+
+/// Calls admitted by the node that got calls of this parity (`<tag>/<n>`, `n % 2`).
+fn admitted_by_node(answers: &Answers, parity: usize) -> usize {
+    let call = |agent: &str| agent.rsplit('/').next().unwrap().parse::<usize>().unwrap();
+    answers
+        .statuses
+        .iter()
+        .filter(|(agent, status)| **status == 200 && call(agent) % 2 == parity)
+        .count()
+}

@@ -1,0 +1,208 @@
+//! Redis stops in the middle of a run and comes back. `fail_open`: calls keep being served
+//! under the node's own limiter, which enforces the limit itself, and within a second of the
+//! restart decisions come from Redis again. `fail_closed`: `/v1/ping` and `/v1/verify`
+//! answer the exact 503 problem while Redis is down and 200 within a second of the restart.
+
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+use redis::AsyncCommands;
+use reqwest::{Method, Response};
+use serde_json::{Value, json};
+use tollgate::{
+    config::{RedisFailure, SecretUrl},
+    tenancy::Role,
+};
+use uuid::Uuid;
+
+use super::{Calls, assert_each_answer_metered_once, events_by_agent, key_uuid};
+use crate::{
+    helpers::{
+        Backends, PrivateRedis, TestApp, assert_problem, new_tenant_member, problem,
+        require_or_skip, send, spawn_app_with,
+    },
+    metering::metric,
+};
+
+/// How soon after Redis is back the limiter must use it again.
+const RECOVERY: Duration = Duration::from_secs(1);
+const FALLBACK_METRIC: &str = "tollgate_limiter_fallback_decisions_total";
+
+#[tokio::test]
+async fn fail_open_serves_within_the_local_limit_while_redis_is_down_then_uses_redis_again() {
+    let test = "fail_open_serves_within_the_local_limit_while_redis_is_down_then_uses_redis_again";
+    let Some(mut redis) = private_redis(test).await else {
+        return;
+    };
+    let app = app_on(&redis, RedisFailure::FailOpen).await;
+    let (key, secret) = key_allowing(&app, 50).await;
+    let mut calls = Calls::new(&app, &secret, "outage");
+
+    // Redis up: Redis counts.
+    for _ in 0..10 {
+        assert_eq!(calls.ping().await.status().as_u16(), 200);
+    }
+    assert_eq!(minute_count(&app, &redis, key).await, 10);
+
+    // Redis down: the node enforces the whole limit (fail_open_share = 1) on its own,
+    // starting from zero, and says so in its metrics.
+    redis.stop();
+    let fallback_before = metric(&app, FALLBACK_METRIC).await;
+    local_limit_enforced(&mut calls).await;
+    let fallback = metric(&app, FALLBACK_METRIC).await - fallback_before;
+    assert!(fallback >= 60.0, "fallback decisions counted: {fallback}");
+
+    // Redis back (empty): the local limiter is exhausted, so a 200 can only be Redis's
+    // decision, and Redis counts it.
+    redis.start_again().await;
+    let restarted = Instant::now();
+    let first = recovered(&mut calls, Call::Ping, 429, restarted).await;
+    assert_eq!(header(&first, "x-ratelimit-minute-remaining"), "49");
+    assert_eq!(minute_count(&app, &redis, key).await, 1);
+    let mut admitted = 0;
+    for _ in 0..60 {
+        admitted += usize::from(calls.ping().await.status().as_u16() == 200);
+    }
+    assert_eq!(admitted, 49, "Redis enforces the limit again");
+    assert_eq!(minute_count(&app, &redis, key).await, 50);
+
+    let events = events_by_agent(&app.state.db, key, calls.answers.statuses.len()).await;
+    assert_each_answer_metered_once(&events, &calls.answers);
+}
+
+#[tokio::test]
+async fn fail_closed_answers_503_while_redis_is_down_and_200_within_a_second_after() {
+    let test = "fail_closed_answers_503_while_redis_is_down_and_200_within_a_second_after";
+    let Some(mut redis) = private_redis(test).await else {
+        return;
+    };
+    let app = app_on(&redis, RedisFailure::FailClosed).await;
+    let (key, secret) = key_allowing(&app, 50).await;
+    let mut calls = Calls::new(&app, &secret, "outage");
+    assert_eq!(calls.ping().await.status().as_u16(), 200);
+    assert_eq!(calls.verify().await.status().as_u16(), 200);
+
+    redis.stop();
+    let unavailable = problem(
+        503,
+        "service_unavailable",
+        "Service unavailable",
+        "Rate limiting is unavailable; try again shortly.",
+    );
+    for _ in 0..5 {
+        assert_eq!(assert_problem(calls.ping().await, 503).await, unavailable);
+        assert_eq!(assert_problem(calls.verify().await, 503).await, unavailable);
+    }
+
+    redis.start_again().await;
+    let restarted = Instant::now();
+    for call in [Call::Ping, Call::Verify] {
+        recovered(&mut calls, call, 503, restarted).await;
+    }
+
+    // Nothing was served while refused with 503, so only the 200s are metered.
+    let served = calls.answers.count(200) + calls.verified;
+    let events = events_by_agent(&app.state.db, key, served).await;
+    let stored: Vec<u16> = events.values().flatten().copied().collect();
+    assert_eq!(stored, vec![200; served], "one event per 200, none per 503");
+}
+
+/// With Redis down and `fail_open_share = 1`: the node's own limiter admits the key's 50
+/// (counting from zero: it never saw the calls Redis counted), with headers, then refuses.
+async fn local_limit_enforced(calls: &mut Calls<'_>) {
+    for expected_remaining in (0..50).rev() {
+        let response = calls.ping().await;
+        assert_eq!(
+            response.status().as_u16(),
+            200,
+            "served while Redis is down"
+        );
+        assert_eq!(header(&response, "x-ratelimit-minute-limit"), "50");
+        let remaining = header(&response, "x-ratelimit-minute-remaining");
+        assert_eq!(remaining, expected_remaining.to_string());
+    }
+    for _ in 0..10 {
+        let refused = assert_problem(calls.ping().await, 429).await;
+        assert_eq!(refused["violated-policies"], json!(["minute"]));
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Call {
+    Ping,
+    Verify,
+}
+
+/// Repeats `call` until it answers 200, the answers before that being `interim`; fails when
+/// that takes [`RECOVERY`] or more from `since`.
+async fn recovered(calls: &mut Calls<'_>, call: Call, interim: u16, since: Instant) -> Response {
+    loop {
+        let response = match call {
+            Call::Ping => calls.ping().await,
+            Call::Verify => calls.verify().await,
+        };
+        let elapsed = since.elapsed();
+        assert!(elapsed < RECOVERY, "{call:?}: not 200 within {RECOVERY:?}");
+        match response.status().as_u16() {
+            200 => return response,
+            status => assert_eq!(status, interim, "{call:?} before recovery"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A private `redis-server` (this test stops it), or `None` when the test is skipped.
+async fn private_redis(test: &str) -> Option<PrivateRedis> {
+    require_or_skip("redis", Backends::from_env().redis, test)?;
+    let server = PrivateRedis::start().await;
+    if server.is_none() {
+        assert!(
+            !Backends::from_env().require_all,
+            "redis-server is not installed"
+        );
+        eprintln!("skipped: {test} needs the redis-server binary");
+    }
+    server
+}
+
+async fn app_on(redis: &PrivateRedis, policy: RedisFailure) -> TestApp {
+    spawn_app_with(|s| {
+        s.redis.url = SecretUrl::new(redis.url());
+        s.limits.redis_failure = policy;
+        s.limits.fail_open_share = 1;
+    })
+    .await
+}
+
+/// A new tenant's key allowing `per_minute` calls a minute; its id and secret.
+async fn key_allowing(app: &TestApp, per_minute: i64) -> (Uuid, String) {
+    let owner = new_tenant_member(app, Role::Owner).await;
+    let body = json!({"name": "outage", "limits": {"per_minute": per_minute}});
+    let response = send(app, Method::POST, "/v1/keys", &owner.token, Some(body)).await;
+    assert_eq!(response.status().as_u16(), 201);
+    let key: Value = response.json().await.unwrap();
+    let secret = key["secret"].as_str().unwrap().to_owned();
+    (key_uuid(key["id"].as_str().unwrap()), secret)
+}
+
+/// Calls counted in Redis's minute window of `key`: the `m:<bucket>` fields of its hash
+/// `<prefix>rl:{<key>}`, read on a connection of our own.
+async fn minute_count(app: &TestApp, redis: &PrivateRedis, key: Uuid) -> i64 {
+    let name = app
+        .state
+        .redis
+        .as_ref()
+        .unwrap()
+        .key("rl", &key.simple().to_string());
+    let mut conn = redis.connection().await.unwrap();
+    let fields: HashMap<String, i64> = conn.hgetall(&name).await.unwrap();
+    let minute = fields.iter().filter(|(field, _)| field.starts_with("m:"));
+    minute.map(|(_, n)| n).sum()
+}
+
+fn header(response: &Response, name: &str) -> String {
+    let value = response.headers().get(name);
+    value.map_or_else(String::new, |v| v.to_str().unwrap().to_owned())
+}
