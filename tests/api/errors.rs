@@ -3,18 +3,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{assert_problem, login, spawn_app, spawn_app_with};
-
-/// The exact problem document expected for an error without field errors.
-fn problem(status: u16, code: &str, title: &str, detail: &str) -> serde_json::Value {
-    json!({
-        "type": format!("https://tollgate.dev/problems/{code}"),
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "code": code,
-    })
-}
+use crate::helpers::{assert_problem, login, problem, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn unknown_route_is_404_problem() {
