@@ -10,22 +10,15 @@ use serde_json::{Value, json};
 use tollgate::{entities::usage_events, tenancy::Role};
 use uuid::Uuid;
 
+use crate::helpers::create_key;
 use crate::helpers::{
     Member, TestApp, assert_problem, new_tenant_member, problem, send, spawn_app,
 };
 
 /// A key of `owner`'s tenant with these limit overrides; its secret and id.
 async fn key_with(app: &TestApp, owner: &Member, limits: Value) -> (String, String) {
-    let body = json!({"name": "hot", "limits": limits});
-    let created: Value = send(app, Method::POST, "/v1/keys", &owner.token, Some(body))
-        .await
-        .json()
-        .await
-        .unwrap();
-    (
-        created["secret"].as_str().unwrap().to_owned(),
-        created["id"].as_str().unwrap().to_owned(),
-    )
+    let key = create_key(app, owner, json!({"name": "hot", "limits": limits})).await;
+    (key.secret, key.id)
 }
 
 fn header(response: &Response, name: &str) -> String {

@@ -20,6 +20,7 @@ use tollgate::{
 };
 use uuid::Uuid;
 
+use crate::helpers::create_key;
 use crate::helpers::{
     Backends, Member, PrivateRedis, TestApp, assert_problem, new_tenant_member, require_or_skip,
     send, spawn_app, spawn_app_with, spawn_second_app,
@@ -243,12 +244,8 @@ async fn warm_key(
 }
 
 async fn new_key(app: &TestApp, owner: &Member, name: &str) -> (String, String) {
-    let body = Some(json!({"name": name}));
-    let response = send(app, Method::POST, "/v1/keys", &owner.token, body).await;
-    assert_eq!(response.status().as_u16(), 201);
-    let key: Value = response.json().await.unwrap();
-    let field = |name: &str| key[name].as_str().unwrap().to_owned();
-    (field("id"), field("secret"))
+    let key = create_key(app, owner, json!({"name": name})).await;
+    (key.id, key.secret)
 }
 
 async fn patch(app: &TestApp, owner: &Member, id: &str, body: Value) {

@@ -164,3 +164,34 @@ impl TestApp {
         request.send().await.expect("request sent")
     }
 }
+
+/// A key created through `POST /v1/keys`.
+pub struct CreatedKey {
+    /// `key_…`.
+    pub id: String,
+    pub secret: String,
+    /// The whole 201 body.
+    pub body: serde_json::Value,
+}
+
+/// Creates a key as `member` with this request body, asserting 201.
+pub async fn create_key(app: &TestApp, member: &Member, body: serde_json::Value) -> CreatedKey {
+    let response = app
+        .client
+        .post(app.url("/v1/keys"))
+        .bearer_auth(&member.token)
+        .json(&body);
+    let response = response.send().await.expect("request sent");
+    assert_eq!(
+        response.status().as_u16(),
+        201,
+        "creating a key with {body}"
+    );
+    let body: serde_json::Value = response.json().await.unwrap();
+    let field = |name: &str| body[name].as_str().unwrap().to_owned();
+    CreatedKey {
+        id: field("id"),
+        secret: field("secret"),
+        body,
+    }
+}

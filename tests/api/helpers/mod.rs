@@ -13,7 +13,9 @@ pub use accounts::{
     try_login,
 };
 pub use backend::{Backends, PgDatabase, require_or_skip};
-pub use fixtures::{Member, assert_db_free_of, join_tenant, new_tenant, new_tenant_member};
+pub use fixtures::{
+    Member, assert_db_free_of, create_key, join_tenant, new_tenant, new_tenant_member,
+};
 pub use logs::{assert_logs_free_of, captured_logs};
 pub use redis_server::PrivateRedis;
 pub use spawn::{TestApp, spawn_app, spawn_app_with, spawn_second_app, test_settings};

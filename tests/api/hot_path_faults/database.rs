@@ -4,13 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 use tollgate::tenancy::Role;
 
 use super::{Calls, assert_each_answer_metered_once, events_by_agent, key_uuid, usage_count};
+use crate::helpers::create_key;
 use crate::{
-    helpers::{new_tenant_member, send, spawn_app_with},
+    helpers::{new_tenant_member, spawn_app_with},
     metering::{break_events_table, metric},
 };
 
@@ -27,12 +27,9 @@ async fn calls_are_served_while_event_writes_fail_and_each_is_stored_once_after(
     })
     .await;
     let owner = new_tenant_member(&app, Role::Owner).await;
-    let body = Some(json!({"name": "through-an-outage"}));
-    let created = send(&app, Method::POST, "/v1/keys", &owner.token, body).await;
-    assert_eq!(created.status().as_u16(), 201);
-    let created: Value = created.json().await.unwrap();
-    let key = key_uuid(created["id"].as_str().unwrap());
-    let mut calls = Calls::new(&app, created["secret"].as_str().unwrap(), "db-outage");
+    let created = create_key(&app, &owner, json!({"name": "through-an-outage"})).await;
+    let key = key_uuid(&created.id);
+    let mut calls = Calls::new(&app, &created.secret, "db-outage");
     let retries_before = metric(&app, "tollgate_metering_retries_total").await;
     let spooled_before = metric(&app, "tollgate_metering_spooled_total").await;
 

@@ -9,8 +9,8 @@ use std::{
 };
 
 use redis::AsyncCommands;
-use reqwest::{Method, Response};
-use serde_json::{Value, json};
+use reqwest::Response;
+use serde_json::json;
 use tollgate::{
     config::{RedisFailure, SecretUrl},
     tenancy::Role,
@@ -18,10 +18,11 @@ use tollgate::{
 use uuid::Uuid;
 
 use super::{Calls, assert_each_answer_metered_once, events_by_agent, key_uuid};
+use crate::helpers::create_key;
 use crate::{
     helpers::{
         Backends, PrivateRedis, TestApp, assert_problem, new_tenant_member, problem,
-        require_or_skip, send, spawn_app_with,
+        require_or_skip, spawn_app_with,
     },
     metering::metric,
 };
@@ -180,11 +181,8 @@ async fn app_on(redis: &PrivateRedis, policy: RedisFailure) -> TestApp {
 async fn key_allowing(app: &TestApp, per_minute: i64) -> (Uuid, String) {
     let owner = new_tenant_member(app, Role::Owner).await;
     let body = json!({"name": "outage", "limits": {"per_minute": per_minute}});
-    let response = send(app, Method::POST, "/v1/keys", &owner.token, Some(body)).await;
-    assert_eq!(response.status().as_u16(), 201);
-    let key: Value = response.json().await.unwrap();
-    let secret = key["secret"].as_str().unwrap().to_owned();
-    (key_uuid(key["id"].as_str().unwrap()), secret)
+    let key = create_key(app, &owner, body).await;
+    (key_uuid(&key.id), key.secret)
 }
 
 /// Calls counted in Redis's minute window of `key`: the `m:<bucket>` fields of its hash

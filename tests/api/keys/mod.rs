@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::helpers::{Member, TestApp, send};
+use crate::helpers::{Member, TestApp, create_key, send};
 
 mod lifecycle;
 mod rules;
@@ -15,7 +15,7 @@ async fn create(app: &TestApp, member: &Member, body: Value) -> reqwest::Respons
 
 /// Creates a key as `member`, asserting 201; the response body (with `secret`).
 async fn create_ok(app: &TestApp, member: &Member, name: &str) -> Value {
-    let response = create(app, member, serde_json::json!({"name": name})).await;
-    assert_eq!(response.status().as_u16(), 201);
-    response.json().await.unwrap()
+    create_key(app, member, serde_json::json!({"name": name}))
+        .await
+        .body
 }

@@ -3,18 +3,17 @@
 
 use std::{sync::Arc, time::Duration};
 
-use reqwest::Method;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
 };
-use serde_json::{Value, json};
+use serde_json::json;
 use tollgate::{
     entities::{api_keys, usage_events},
     ids::{KeyId, TenantId},
     metering::{Source, UsageEvent, event::method},
 };
 
-use crate::helpers::{Member, TestApp, send};
+use crate::helpers::{Member, TestApp};
 
 mod ingest;
 mod pipeline;
@@ -22,12 +21,8 @@ mod shutdown;
 
 /// A key created through the API by `owner`: its id and secret.
 async fn create_key(app: &TestApp, owner: &Member) -> (KeyId, String) {
-    let body = Some(json!({"name": "metered"}));
-    let response = send(app, Method::POST, "/v1/keys", &owner.token, body).await;
-    assert_eq!(response.status().as_u16(), 201);
-    let key: Value = response.json().await.unwrap();
-    let id = key["id"].as_str().unwrap().parse().unwrap();
-    (id, key["secret"].as_str().unwrap().to_owned())
+    let key = crate::helpers::create_key(app, owner, json!({"name": "metered"})).await;
+    (key.id.parse().unwrap(), key.secret)
 }
 
 /// An event with every field set; times at microsecond precision (what PostgreSQL keeps).
