@@ -1,12 +1,17 @@
 //! One rate-limit decision (minute, hour and day windows plus the month, all at once):
 //! in-process, and through Redis (one `EVALSHA` round trip on loopback) when Redis answers.
 //!
+//! Under concurrency (64 calls at once, as a loaded server makes them): one hot key (calls
+//! coalesced into few script calls), 64 different keys (pipelined, one script call each), and
+//! 64 concurrent PINGs as the baseline of the same run.
+//!
 //! `cargo bench --bench limiter` (Redis at `TOLLGATE_BENCH_REDIS_URL`, default
 //! `redis://127.0.0.1:6379`; skipped with a message when unreachable).
 
 use chrono::Utc;
 use chrono_tz::Tz;
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use futures_util::future::join_all;
 use tollgate::{
     config::{RedisSettings, SecretUrl},
     kv::Redis,
@@ -73,12 +78,34 @@ fn redis(c: &mut Criterion) {
     c.bench_function("limiter/redis_ping_baseline", |b| {
         b.to_async(&runtime).iter(|| redis.ping())
     });
-    let limiter = RedisLimiter::new(redis, None);
+    let limiter = RedisLimiter::new(redis.clone(), None);
     let req = request(Uuid::now_v7());
     c.bench_function("limiter/redis_decision", |b| {
         b.to_async(&runtime)
             .iter(|| limiter.decide(&req, Utc::now().timestamp_millis() as u64))
     });
+
+    const CONCURRENT: usize = 64;
+    let mut group = c.benchmark_group("limiter/concurrent_64");
+    group.throughput(Throughput::Elements(CONCURRENT as u64));
+    group.bench_function("redis_ping_baseline", |b| {
+        b.to_async(&runtime)
+            .iter(|| join_all((0..CONCURRENT).map(|_| redis.ping())))
+    });
+    group.bench_function("redis_decisions_one_key", |b| {
+        b.to_async(&runtime).iter(|| {
+            let now_ms = Utc::now().timestamp_millis() as u64;
+            join_all((0..CONCURRENT).map(|_| limiter.decide(&req, now_ms)))
+        })
+    });
+    let keys: Vec<Request> = (0..CONCURRENT).map(|_| request(Uuid::now_v7())).collect();
+    group.bench_function("redis_decisions_64_keys", |b| {
+        b.to_async(&runtime).iter(|| {
+            let now_ms = Utc::now().timestamp_millis() as u64;
+            join_all(keys.iter().map(|req| limiter.decide(req, now_ms)))
+        })
+    });
+    group.finish();
 }
 
 criterion_group!(benches, in_process, redis);

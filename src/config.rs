@@ -14,8 +14,10 @@ use figment::{
 };
 use serde::{Deserialize, Serialize, Serializer};
 
+mod gateway;
 mod secrets;
 
+pub use gateway::{GatewayRoute, GatewaySettings, RESERVED_PREFIXES};
 pub use secrets::{Secret, SecretUrl};
 
 /// The defaults, compiled into the binary so `tollgate` runs with no file at all.
@@ -33,6 +35,7 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub keys: KeySettings,
     pub metering: MeteringSettings,
+    pub gateway: GatewaySettings,
     pub email: EmailSettings,
     pub log: LogSettings,
 }
@@ -305,6 +308,7 @@ impl Settings {
         positive("limits.fail_open_share", self.limits.fail_open_share)?;
         self.keys.validate()?;
         self.metering.validate()?;
+        self.gateway.validate()?;
         if self.email.transport == EmailTransport::Smtp {
             check_url(
                 "email.smtp_url",

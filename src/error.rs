@@ -24,6 +24,11 @@ pub enum ErrorKind {
     },
     /// A dependency (database, Redis, upstream) is unavailable.
     Unavailable,
+    /// The gateway's upstream failed: refused the connection, did not resolve, broke off or
+    /// sent an invalid answer.
+    BadGateway,
+    /// The gateway's upstream did not answer in time.
+    GatewayTimeout,
     /// A bug or an unexpected failure: the detail is generic, the cause goes to the log.
     Internal,
 }

@@ -10,6 +10,7 @@ pub mod db;
 pub mod demo;
 pub mod entities;
 pub mod error;
+pub mod gateway;
 pub mod http;
 pub mod idempotency;
 pub mod ids;

@@ -12,6 +12,7 @@ use crate::{
     config::Settings,
     crypto::MasterKey,
     db,
+    gateway::Gateway,
     http::{self, KnownRoutes},
     jobs,
     keys::{cache::KeyCache, events::KeyEvents},
@@ -124,6 +125,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     let key_cache = KeyCache::new(&settings.keys, &settings.limits);
     let key_events = KeyEvents::new(key_cache.clone(), redis.as_ref(), &settings.redis)?;
     let limiter = Arc::new(Limiter::from_settings(redis.as_ref(), &settings.limits));
+    let gateway = Gateway::from_settings(&settings.gateway)?;
     Ok(AppState {
         db,
         redis,
@@ -132,6 +134,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         key_cache,
         limiter,
         key_events,
+        gateway,
         settings: Arc::new(settings),
     })
 }

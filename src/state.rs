@@ -7,6 +7,7 @@ use sea_orm::DatabaseConnection;
 use crate::{
     config::Settings,
     crypto::MasterKey,
+    gateway::Gateway,
     keys::{cache::KeyCache, events::KeyEvents},
     kv::Redis,
     limits::Limiter,
@@ -28,5 +29,7 @@ pub struct AppState {
     pub key_events: KeyEvents,
     /// Decides rate limits: Redis-backed when configured, else in-process (`limits`).
     pub limiter: Arc<Limiter>,
+    /// The reverse proxy's routes and its upstream client (`gateway`).
+    pub gateway: Gateway,
     pub settings: Arc<Settings>,
 }

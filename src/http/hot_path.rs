@@ -13,7 +13,7 @@
 use std::{sync::Arc, time::Instant};
 
 use actix_web::{
-    Error as ActixError, HttpMessage, ResponseError,
+    Error as ActixError, HttpMessage, HttpRequest, ResponseError,
     body::{BoxBody, EitherBody, MessageBody},
     dev::{ServiceRequest, ServiceResponse},
     http::header,
@@ -121,8 +121,19 @@ fn start_event(req: &ServiceRequest, key: &CachedKey) -> UsageEvent {
     let endpoint: Arc<str> = req
         .match_pattern()
         .map_or_else(|| Arc::from("unmatched"), Arc::from);
+    new_event(req.request(), key, Source::Middleware, endpoint)
+}
+
+/// The usage event of a call admitted with `key`, recorded as `endpoint`: method, request
+/// size, client IP and user agent from the request. Shared with the gateway.
+pub(crate) fn new_event(
+    req: &HttpRequest,
+    key: &CachedKey,
+    source: Source,
+    endpoint: Arc<str>,
+) -> UsageEvent {
     let mut event = UsageEvent::new(
-        Source::Middleware,
+        source,
         key.tenant_id,
         Some(key.id),
         endpoint,
@@ -143,7 +154,14 @@ fn start_event(req: &ServiceRequest, key: &CachedKey) -> UsageEvent {
     event
 }
 
-fn finish(state: &AppState, mut event: UsageEvent, started: Instant, status: u16, bytes_out: i64) {
+/// Completes `event` (status, response size, latency since `started`) and records it.
+pub(crate) fn finish(
+    state: &AppState,
+    mut event: UsageEvent,
+    started: Instant,
+    status: u16,
+    bytes_out: i64,
+) {
     event.status_code = status;
     event.bytes_out = bytes_out;
     event.latency_us = started.elapsed().as_micros() as i64;

@@ -17,6 +17,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
     error::{Error, ErrorKind},
+    gateway,
     state::AppState,
     telemetry,
 };
@@ -48,7 +49,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .configure(routes::verify::configure);
 }
 
-/// The application: routes, the docs page, middleware and the problem+json fallbacks.
+/// The application: routes, the docs page, the gateway's routes (outside the OpenAPI
+/// document), middleware and the problem+json fallbacks.
 pub fn app(
     state: AppState,
     known_routes: web::Data<KnownRoutes>,
@@ -67,17 +69,24 @@ pub fn app(
         .openapi(openapi::base())
         .configure(routes)
         .split_for_parts();
+    let proxy = state.gateway.clone();
     app.app_data(web::Data::new(state))
         .app_data(body_limit)
         .app_data(known_routes)
         .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api))
         .service(web::redirect("/docs", "/docs/"))
+        .configure(|cfg| gateway::configure(cfg, &proxy))
         .default_service(web::to(not_found_or_method_not_allowed))
         .wrap(from_fn(problem_fallback))
         .wrap(Compress::default())
+        .wrap(from_fn(gateway::keep_accept_encoding))
         .wrap(from_fn(telemetry::record_request_metrics))
         .wrap(TracingLogger::default())
 }
+
+/// Marks a response relayed from an upstream by the gateway: [`problem_fallback`] leaves its
+/// body as the upstream sent it, whatever its status.
+pub struct Relayed;
 
 /// The path templates of the API and their methods, taken from the OpenAPI document, so an
 /// unmatched request can be told apart as unknown (404) or using the wrong method (405).
@@ -135,7 +144,8 @@ async fn not_found_or_method_not_allowed(
 }
 
 /// Last line of defence: any error response that is not JSON already (raised by
-/// actix itself or a library) is rewritten into one, keeping its status.
+/// actix itself or a library) is rewritten into one, keeping its status. Upstream answers
+/// relayed by the gateway are left alone.
 async fn problem_fallback(
     req: ServiceRequest,
     next: actix_web::middleware::Next<impl MessageBody + 'static>,
@@ -148,7 +158,7 @@ async fn problem_fallback(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("json"));
-    if status.as_u16() < 400 || is_json {
+    if status.as_u16() < 400 || is_json || response.response().extensions().contains::<Relayed>() {
         return Ok(response.map_into_left_body());
     }
     let detail = response

@@ -72,6 +72,12 @@ fn describe(kind: ErrorKind) -> Kind {
             "service_unavailable",
             "Service unavailable",
         ),
+        ErrorKind::BadGateway => (StatusCode::BAD_GATEWAY, "bad_gateway", "Bad gateway"),
+        ErrorKind::GatewayTimeout => (
+            StatusCode::GATEWAY_TIMEOUT,
+            "gateway_timeout",
+            "Gateway timeout",
+        ),
         ErrorKind::Internal => (
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal_error",
@@ -144,6 +150,9 @@ fn log(err: &Error) {
     match (&err.source, err.kind) {
         (Some(source), ErrorKind::Internal | ErrorKind::Unavailable) => {
             tracing::error!(error.kind = ?err.kind, error.cause = %format!("{source:#}"), "{}", err.detail)
+        }
+        (Some(source), ErrorKind::BadGateway | ErrorKind::GatewayTimeout) => {
+            tracing::warn!(error.kind = ?err.kind, error.cause = %format!("{source:#}"), "{}", err.detail)
         }
         (Some(source), _) => {
             tracing::debug!(error.kind = ?err.kind, error.cause = %format!("{source:#}"), "{}", err.detail)

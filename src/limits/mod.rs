@@ -47,7 +47,7 @@ impl Quota {
 }
 
 /// One call to decide.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Request {
     pub key: Uuid,
     pub quota: Quota,

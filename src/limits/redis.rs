@@ -1,15 +1,32 @@
-//! The Redis limiter: one Lua script (`decide.lua`), one round trip, Redis's clock, one hash
-//! per API key (hash-tagged by its id, so Redis Cluster works) always written with a TTL. When Redis cannot answer, the
-//! configured policy applies: fall back to the in-process limiter (each node enforcing its
-//! share) or refuse with 503. A failure opens a short circuit so calls don't queue behind
-//! timeouts; the next call after it closes tries Redis again (recovery is automatic).
+//! The Redis limiter: one Lua script (`decide.lua`) on Redis's clock, one string per API key
+//! (hash-tagged by its id, so Redis Cluster works) always written with a TTL.
+//!
+//! Concurrent calls for the same key are coalesced: a dispatcher task keeps at most one
+//! script call in flight per key, and the calls that arrive meanwhile go together in the
+//! next one, decided in arrival order inside the script exactly as if they had come one by
+//! one. Under load the cost per call falls to a fraction of a round trip; an idle key still
+//! gets its answer in one round trip. Different keys' calls are pipelined on the one
+//! multiplexed connection. The dispatcher runs on the runtime that built the limiter (the
+//! main one), so the connection and its reconnects never live on an HTTP worker's runtime.
+//!
+//! When Redis cannot answer, the configured policy applies: fall back to the in-process
+//! limiter (each node enforcing its share) or refuse with 503. A failure opens a short
+//! circuit so calls don't queue behind timeouts; the next call after it closes tries Redis
+//! again (recovery is automatic).
 
 use std::{
-    sync::atomic::{AtomicU64, Ordering},
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
+use futures_util::{StreamExt as _, stream::FuturesUnordered};
 use redis::Script;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
 
 use super::{Decision, Request, memory::MemoryLimiter, windows::WindowState};
 use crate::{
@@ -21,28 +38,60 @@ use crate::{
 const CIRCUIT_OPEN_MS: u64 = 250;
 /// How long a decision may wait for Redis before the failure policy applies.
 const DECISION_TIMEOUT: Duration = Duration::from_millis(500);
+/// Calls decided by one script call at most.
+const MAX_BATCH: usize = 256;
+/// Calls waiting for the dispatcher at most; beyond it the failure policy applies.
+const QUEUE_CAPACITY: usize = 64 * 1024;
+/// Integers the script returns per call.
+const REPLY_LEN: usize = 18;
+
+/// Why Redis could not decide.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum Unavailable {
+    #[error("{0}")]
+    Redis(Arc<redis::RedisError>),
+    #[error("timed out")]
+    Timeout,
+    #[error("too many decisions waiting for Redis")]
+    Overloaded,
+    #[error("the limiter's dispatcher has stopped")]
+    Stopped,
+}
+
+type Reply = std::result::Result<Decision, Unavailable>;
 
 pub struct RedisLimiter {
-    redis: Redis,
-    script: Script,
+    queue: mpsc::Sender<Pending>,
     /// `Some` = fail open to this; `None` = fail closed.
     fallback: Option<MemoryLimiter>,
     circuit_open_until_ms: AtomicU64,
+    /// Script calls made so far (each decides one batch).
+    script_calls: Arc<AtomicU64>,
 }
 
 impl RedisLimiter {
+    /// Starts the dispatcher on the current Tokio runtime (call it from the main one).
     pub fn new(redis: Redis, fallback: Option<MemoryLimiter>) -> Self {
+        let (queue, incoming) = mpsc::channel(QUEUE_CAPACITY);
+        let script = Arc::new(Script::new(include_str!("decide.lua")));
+        let script_calls = Arc::new(AtomicU64::new(0));
+        tokio::spawn(Dispatcher::new(redis, script, script_calls.clone()).run(incoming));
         Self {
-            redis,
-            script: Script::new(include_str!("decide.lua")),
+            queue,
             fallback,
             circuit_open_until_ms: AtomicU64::new(0),
+            script_calls,
         }
+    }
+
+    /// Script calls made so far: fewer than the decisions when calls were coalesced.
+    pub fn script_calls(&self) -> u64 {
+        self.script_calls.load(Ordering::Relaxed)
     }
 
     pub async fn decide(&self, req: &Request, now_ms: u64) -> Result<Decision> {
         if now_ms >= self.circuit_open_until_ms.load(Ordering::Relaxed) {
-            match tokio::time::timeout(DECISION_TIMEOUT, self.decide_in_redis(req)).await {
+            match tokio::time::timeout(DECISION_TIMEOUT, self.submit(req, None)).await {
                 Ok(Ok(decision)) => return Ok(decision),
                 Ok(Err(err)) => self.open_circuit(now_ms, &err.to_string()),
                 Err(_) => self.open_circuit(now_ms, "timed out"),
@@ -80,34 +129,188 @@ impl RedisLimiter {
 
     /// Decides at `now_ms` instead of by Redis's clock: for tests that replay a sequence
     /// against both limiters. Production calls always use Redis's clock.
-    pub async fn decide_at(&self, req: &Request, now_ms: u64) -> redis::RedisResult<Decision> {
-        self.invoke(req, Some(now_ms)).await
+    pub async fn decide_at(&self, req: &Request, now_ms: u64) -> Reply {
+        self.submit(req, Some(now_ms)).await
     }
 
-    async fn decide_in_redis(&self, req: &Request) -> redis::RedisResult<Decision> {
-        self.invoke(req, None).await
+    async fn submit(&self, req: &Request, now_ms: Option<u64>) -> Reply {
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending {
+            req: *req,
+            now_ms,
+            reply,
+        };
+        self.queue.try_send(pending).map_err(|err| match err {
+            mpsc::error::TrySendError::Full(_) => Unavailable::Overloaded,
+            mpsc::error::TrySendError::Closed(_) => Unavailable::Stopped,
+        })?;
+        answer.await.map_err(|_| Unavailable::Stopped)?
     }
+}
 
-    async fn invoke(&self, req: &Request, now_ms: Option<u64>) -> redis::RedisResult<Decision> {
-        let mut invocation = self.script.prepare_invoke();
-        invocation
-            .key(self.redis.key("rl", &req.key.simple().to_string()))
-            .arg(req.quota.minute)
-            .arg(req.quota.hour)
-            .arg(req.quota.day)
-            .arg(req.quota.month.map_or(-1, |m| m as i64))
-            .arg(req.cost)
-            .arg(req.month.id)
-            .arg(req.month.end_ms)
-            .arg(req.next_month.id)
-            .arg(req.next_month.end_ms);
-        if let Some(now_ms) = now_ms {
-            invocation.arg(now_ms);
+/// One call waiting for its decision.
+struct Pending {
+    req: Request,
+    now_ms: Option<u64>,
+    reply: oneshot::Sender<Reply>,
+}
+
+impl Pending {
+    /// Calls decided in one script call share everything but their cost.
+    fn batches_with(&self, other: &Pending) -> bool {
+        self.now_ms == other.now_ms
+            && Request {
+                cost: 0,
+                ..self.req
+            } == Request {
+                cost: 0,
+                ..other.req
+            }
+    }
+}
+
+/// The calls for one key: whether a script call is in flight, and those waiting for it.
+#[derive(Default)]
+struct KeyQueue {
+    in_flight: bool,
+    waiting: Vec<Pending>,
+}
+
+/// Owns the per-key queues; runs as one task.
+struct Dispatcher {
+    redis: Redis,
+    script: Arc<Script>,
+    queues: HashMap<Uuid, KeyQueue>,
+    script_calls: Arc<AtomicU64>,
+}
+
+impl Dispatcher {
+    fn new(redis: Redis, script: Arc<Script>, script_calls: Arc<AtomicU64>) -> Self {
+        Self {
+            redis,
+            script,
+            queues: HashMap::new(),
+            script_calls,
         }
-        let mut conn = self.redis.conn();
-        let reply: Vec<i64> = invocation.invoke_async(&mut conn).await?;
-        Ok(parse(&reply, req))
     }
+
+    async fn run(mut self, mut incoming: mpsc::Receiver<Pending>) {
+        let mut in_flight = FuturesUnordered::new();
+        let mut arrived = Vec::with_capacity(MAX_BATCH);
+        let mut ready = Vec::new();
+        loop {
+            tokio::select! {
+                n = incoming.recv_many(&mut arrived, MAX_BATCH) => {
+                    if n == 0 {
+                        break;
+                    }
+                    // Everything that arrived together for an idle key goes in one call.
+                    for pending in arrived.drain(..) {
+                        let key = pending.req.key;
+                        let queue = self.queues.entry(key).or_default();
+                        queue.waiting.push(pending);
+                        if !queue.in_flight && queue.waiting.len() == 1 {
+                            ready.push(key);
+                        }
+                    }
+                    for key in ready.drain(..) {
+                        in_flight.push(self.launch(key));
+                    }
+                }
+                Some(key) = in_flight.next(), if !in_flight.is_empty() => {
+                    let queue = self.queues.get_mut(&key).expect("a key in flight has a queue");
+                    queue.in_flight = false;
+                    if queue.waiting.is_empty() {
+                        self.queues.remove(&key);
+                    } else {
+                        in_flight.push(self.launch(key));
+                    }
+                }
+            }
+        }
+        // The limiter is gone: let the calls in flight answer, then stop.
+        while in_flight.next().await.is_some() {}
+    }
+
+    /// Starts the script call for the oldest waiting call of `key` and every later one
+    /// that can share it; returns a future that answers them and yields the key.
+    fn launch(&mut self, key: Uuid) -> impl Future<Output = Uuid> + use<> {
+        let queue = self
+            .queues
+            .get_mut(&key)
+            .expect("a launched key has a queue");
+        queue.in_flight = true;
+        let mut batch: Vec<Pending> = Vec::with_capacity(queue.waiting.len().min(MAX_BATCH));
+        let mut rest = Vec::new();
+        for pending in queue.waiting.drain(..) {
+            let fits = batch.len() < MAX_BATCH
+                && batch
+                    .first()
+                    .is_none_or(|first| first.batches_with(&pending));
+            if fits {
+                batch.push(pending)
+            } else {
+                rest.push(pending)
+            }
+        }
+        queue.waiting = rest;
+        self.script_calls.fetch_add(1, Ordering::Relaxed);
+        let (redis, script) = (self.redis.clone(), self.script.clone());
+        async move {
+            metrics::histogram!("tollgate_limiter_batch_size").record(batch.len() as f64);
+            let decided =
+                tokio::time::timeout(DECISION_TIMEOUT, invoke(&redis, &script, &batch)).await;
+            let mut decided = match decided {
+                Ok(Ok(decisions)) => decisions.into_iter().map(Ok).collect::<Vec<_>>(),
+                Ok(Err(err)) => {
+                    let err = Unavailable::Redis(Arc::new(err));
+                    vec![Err(err); batch.len()]
+                }
+                Err(_) => vec![Err(Unavailable::Timeout); batch.len()],
+            };
+            decided.resize(batch.len(), Err(Unavailable::Stopped));
+            for (pending, reply) in batch.into_iter().zip(decided) {
+                // The caller may have given up (timeout); nothing to do then.
+                let _ = pending.reply.send(reply);
+            }
+            key
+        }
+    }
+}
+
+/// Decides `batch` (calls for one key sharing quota and time) in one script call.
+async fn invoke(
+    redis: &Redis,
+    script: &Script,
+    batch: &[Pending],
+) -> redis::RedisResult<Vec<Decision>> {
+    let first = &batch[0];
+    let req = &first.req;
+    let mut invocation = script.prepare_invoke();
+    invocation
+        .key(redis.key("lim", &req.key.simple().to_string()))
+        .arg(req.quota.minute)
+        .arg(req.quota.hour)
+        .arg(req.quota.day)
+        .arg(req.quota.month.map_or(-1, |m| m as i64))
+        .arg(req.month.id)
+        .arg(req.month.end_ms)
+        .arg(req.next_month.id)
+        .arg(req.next_month.end_ms);
+    match first.now_ms {
+        Some(now_ms) => invocation.arg(now_ms),
+        None => invocation.arg(""),
+    };
+    for pending in batch {
+        invocation.arg(pending.req.cost);
+    }
+    let mut conn = redis.conn();
+    let reply: Vec<i64> = invocation.invoke_async(&mut conn).await?;
+    Ok(batch
+        .iter()
+        .zip(reply.chunks(REPLY_LEN))
+        .map(|(pending, reply)| parse(reply, &pending.req))
+        .collect())
 }
 
 /// `allowed, (used, reset, retry, reset if counted) × 4, has_month` -> a [`Decision`].

@@ -5,15 +5,14 @@
 use std::time::Duration;
 
 use reqwest::{Method, Response};
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
-use tollgate::{entities::usage_events, tenancy::Role};
+use tollgate::tenancy::Role;
 use uuid::Uuid;
 
-use crate::helpers::create_key;
 use crate::helpers::{
     Member, TestApp, assert_problem, new_tenant_member, problem, send, spawn_app,
 };
+use crate::helpers::{create_key, events_of};
 
 /// A key of `owner`'s tenant with these limit overrides; its secret and id.
 async fn key_with(app: &TestApp, owner: &Member, limits: Value) -> (String, String) {
@@ -27,19 +26,6 @@ fn header(response: &Response, name: &str) -> String {
         .get(name)
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default()
-}
-
-/// Waits until the key has `n` usage events stored (the writer flushes in the background).
-async fn events_of(app: &TestApp, key_id: &str, n: u64) -> Vec<usage_events::Model> {
-    let key = key_id.parse::<tollgate::ids::KeyId>().unwrap().0;
-    let query = || usage_events::Entity::find().filter(usage_events::Column::KeyId.eq(key));
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while query().count(&app.state.db).await.unwrap() < n && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let events = query().all(&app.state.db).await.unwrap();
-    assert_eq!(events.len() as u64, n, "usage events of {key_id}");
-    events
 }
 
 #[tokio::test]

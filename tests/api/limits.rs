@@ -175,6 +175,55 @@ async fn redis_and_in_process_decide_the_same_sequence_identically() {
 }
 
 #[tokio::test]
+async fn concurrent_calls_for_one_key_coalesce_and_decide_as_if_one_by_one() {
+    let Some(url) = require_or_skip("redis", Backends::from_env().redis, "limits coalescing")
+    else {
+        return;
+    };
+    let redis = Redis::connect(&redis_settings(url)).unwrap();
+    let shared = Arc::new(RedisLimiter::new(redis, None));
+    let local = MemoryLimiter::new(1);
+    let key = Uuid::now_v7();
+    let quota = Quota {
+        minute: 40,
+        hour: 100,
+        day: 1000,
+        month: Some(45),
+    };
+    let now = at("2026-11-30T23:59:58Z");
+    let calls: Vec<_> = (0..60)
+        .map(|_| {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                shared
+                    .decide_at(&request(key, quota, 1, now), ms(now))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut got = Vec::new();
+    for call in calls {
+        got.push(call.await.unwrap());
+    }
+    let mut expected: Vec<Decision> = (0..60)
+        .map(|_| local.decide(&request(key, quota, 1, now), ms(now)))
+        .collect();
+    // Arrival order is the scheduler's: compare as the sequence 1st, 2nd, … admitted, then
+    // the refusals (identical to each other).
+    for decisions in [&mut got, &mut expected] {
+        decisions.sort_by_key(|d| (!d.allowed, d.sliding[0].used));
+    }
+    assert_eq!(got, expected);
+    assert_eq!(got.iter().filter(|d| d.allowed).count(), 40);
+    assert!(
+        shared.script_calls() < 60,
+        "60 concurrent calls for one key took {} script calls",
+        shared.script_calls()
+    );
+}
+
+#[tokio::test]
 async fn redis_admits_exactly_the_limit_under_concurrency_and_every_key_expires() {
     let Some(url) = require_or_skip("redis", Backends::from_env().redis, "redis concurrency")
     else {
@@ -213,6 +262,10 @@ async fn redis_admits_exactly_the_limit_under_concurrency_and_every_key_expires(
     // 64 × 47 = 3008 calls within a few seconds: the minute window admits exactly 1000
     // (unless the run straddles the under-admission of one expiring bucket).
     assert!((990..=1000).contains(&admitted), "admitted {admitted}");
+    assert!(
+        limiter.script_calls() < 3008,
+        "concurrent calls were coalesced"
+    );
     let mut conn = redis.conn();
     let keys: Vec<String> = conn
         .keys(format!("{}*", settings.key_prefix))

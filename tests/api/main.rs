@@ -11,6 +11,7 @@ mod backends;
 mod cli;
 mod config;
 mod errors;
+mod gateway;
 mod hot_path;
 mod hot_path_faults;
 mod jobs;

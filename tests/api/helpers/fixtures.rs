@@ -1,12 +1,18 @@
-//! World-building for tests: tenants with members of a given role, logged in, and a scan of
-//! the whole database for a string that must not be stored.
+//! World-building for tests: tenants with members of a given role, logged in, keys, the usage
+//! events of a key once flushed, and a scan of the whole database for a string that must not
+//! be stored.
+
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseBackend, Statement};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, Statement,
+};
 use tollgate::{
     audit,
     auth::users,
-    entities::memberships,
+    entities::{memberships, usage_events},
     ids::TenantId,
     tenancy::Role,
     tenants::{self, TenantName},
@@ -194,4 +200,24 @@ pub async fn create_key(app: &TestApp, member: &Member, body: serde_json::Value)
         secret: field("secret"),
         body,
     }
+}
+
+/// The key's usage events, oldest first, once exactly `n` are stored: waits for them to be
+/// flushed, then a little longer to see that no further one arrives.
+pub async fn events_of(app: &TestApp, key_id: &str, n: u64) -> Vec<usage_events::Model> {
+    let key = key_id.parse::<tollgate::ids::KeyId>().unwrap().0;
+    let query = || usage_events::Entity::find().filter(usage_events::Column::KeyId.eq(key));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while query().count(&app.state.db).await.unwrap() < n && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let flush = app.state.settings.metering.flush_interval_ms;
+    tokio::time::sleep(Duration::from_millis(2 * flush + 100)).await;
+    let events = query()
+        .order_by_asc(usage_events::Column::Id)
+        .all(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(events.len() as u64, n, "usage events of {key_id}");
+    events
 }

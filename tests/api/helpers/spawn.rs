@@ -65,6 +65,9 @@ impl Drop for TestApp {
 /// Settings for one test: port 0, a temp data dir, the backends from the environment.
 pub async fn test_settings() -> (Settings, TempDir, Option<PgDatabase>) {
     LazyLock::force(&TRACING);
+    // reqwest is built without a TLS provider of its own: the test's clients use the one
+    // `serve` installs (ring), whether or not an application was built first.
+    tollgate::gateway::install_tls_provider();
     let dir = tempfile::tempdir().expect("temp dir");
     let backends = Backends::from_env();
     let mut settings = Settings::load(None).expect("default settings load");
