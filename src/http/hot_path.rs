@@ -29,6 +29,7 @@ use crate::{
     limits::{Decision, Quota, Request, month},
     metering::{Source, UsageEvent, method},
     state::AppState,
+    telemetry::RoutePattern,
 };
 
 /// The admission of one call: its key and the limiter's decision.
@@ -47,13 +48,13 @@ pub async fn admit(state: &AppState, presented: Option<&str>, cost: u64) -> Resu
         .key_cache
         .resolve_digest(&state.db, &digest, now)
         .await?;
-    let month = month::month_of(now, key.timezone);
+    let (month, next_month) = month::current_and_next(now, key.timezone);
     let request = Request {
         key: key.id.0,
         quota: Quota::from_limits(&key.limits),
         cost,
         month,
-        next_month: month::following(&month, key.timezone),
+        next_month,
     };
     let decision = state.limiter.decide(&request, now).await?;
     Ok(Admission {
@@ -118,9 +119,12 @@ pub async fn metered(
 }
 
 fn start_event(req: &ServiceRequest, key: &CachedKey) -> UsageEvent {
-    let endpoint: Arc<str> = req
-        .match_pattern()
-        .map_or_else(|| Arc::from("unmatched"), Arc::from);
+    // Found once per request by the metrics middleware; matched here only without it.
+    let known = req.extensions().get::<RoutePattern>().map(|p| p.0.clone());
+    let endpoint: Arc<str> = known.unwrap_or_else(|| {
+        req.match_pattern()
+            .map_or_else(|| Arc::from("unmatched"), Arc::from)
+    });
     new_event(req.request(), key, Source::Middleware, endpoint)
 }
 

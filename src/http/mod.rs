@@ -81,7 +81,7 @@ pub fn app(
         .wrap(Compress::default())
         .wrap(from_fn(gateway::keep_accept_encoding))
         .wrap(from_fn(telemetry::record_request_metrics))
-        .wrap(TracingLogger::default())
+        .wrap(TracingLogger::<telemetry::RequestSpan>::new())
 }
 
 /// Marks a response relayed from an upstream by the gateway: [`problem_fallback`] leaves its

@@ -13,30 +13,32 @@ use serde::Serialize;
 
 use crate::limits::{Decision, month::MonthSpan};
 
-const X_HEADERS: [[&str; 3]; 3] = [
+const X_HEADERS: [[HeaderName; 3]; 3] = [
     [
-        "x-ratelimit-minute-limit",
-        "x-ratelimit-minute-remaining",
-        "x-ratelimit-minute-reset",
+        HeaderName::from_static("x-ratelimit-minute-limit"),
+        HeaderName::from_static("x-ratelimit-minute-remaining"),
+        HeaderName::from_static("x-ratelimit-minute-reset"),
     ],
     [
-        "x-ratelimit-hour-limit",
-        "x-ratelimit-hour-remaining",
-        "x-ratelimit-hour-reset",
+        HeaderName::from_static("x-ratelimit-hour-limit"),
+        HeaderName::from_static("x-ratelimit-hour-remaining"),
+        HeaderName::from_static("x-ratelimit-hour-reset"),
     ],
     [
-        "x-ratelimit-day-limit",
-        "x-ratelimit-day-remaining",
-        "x-ratelimit-day-reset",
+        HeaderName::from_static("x-ratelimit-day-limit"),
+        HeaderName::from_static("x-ratelimit-day-remaining"),
+        HeaderName::from_static("x-ratelimit-day-reset"),
     ],
 ];
+const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 const WINDOW_SECS: [u64; 3] = [60, 3600, 86400];
 
 /// Adds every rate-limit header of `decision` to `headers`.
 pub fn apply(headers: &mut HeaderMap, decision: &Decision, month: &MonthSpan) {
     for (names, w) in X_HEADERS.iter().zip(decision.sliding.iter()) {
         for (name, value) in names.iter().zip([w.limit, w.remaining(), w.reset_secs]) {
-            headers.insert(HeaderName::from_static(name), HeaderValue::from(value));
+            headers.insert(name.clone(), HeaderValue::from(value));
         }
     }
     let (mut policy, mut state) = (String::with_capacity(96), String::with_capacity(96));
@@ -54,9 +56,9 @@ pub fn apply(headers: &mut HeaderMap, decision: &Decision, month: &MonthSpan) {
             w.reset_secs
         );
     }
-    for (name, value) in [("ratelimit-policy", policy), ("ratelimit", state)] {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert(HeaderName::from_static(name), value);
+    for (name, value) in [(RATELIMIT_POLICY, policy), (RATELIMIT, state)] {
+        if let Ok(value) = HeaderValue::try_from(value) {
+            headers.insert(name, value);
         }
     }
 }

@@ -1,5 +1,7 @@
 //! Calendar months in a tenant's time zone, as millisecond spans and `YYYYMM` ids.
 
+use std::cell::RefCell;
+
 use chrono::{DateTime, Datelike, LocalResult, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 
@@ -15,6 +17,32 @@ pub struct MonthSpan {
 pub fn month_of(now: DateTime<Utc>, tz: Tz) -> MonthSpan {
     let local = now.with_timezone(&tz);
     span(local.year(), local.month(), tz)
+}
+
+/// The month containing `now` in `tz` and the one after it, from a small per-thread cache:
+/// on the hot path a lookup instead of four time-zone conversions per call.
+pub fn current_and_next(now: DateTime<Utc>, tz: Tz) -> (MonthSpan, MonthSpan) {
+    const ZONES: usize = 16;
+    thread_local! {
+        static RECENT: RefCell<Vec<(Tz, MonthSpan, MonthSpan)>> = const { RefCell::new(Vec::new()) };
+    }
+    let now_ms = now.timestamp_millis().max(0) as u64;
+    RECENT.with_borrow_mut(|recent| {
+        let hit = recent.iter().find(|(zone, month, _)| {
+            *zone == tz && (month.start_ms..month.end_ms).contains(&now_ms)
+        });
+        if let Some(&(_, month, next)) = hit {
+            return (month, next);
+        }
+        let month = month_of(now, tz);
+        let next = following(&month, tz);
+        recent.retain(|(zone, ..)| *zone != tz);
+        if recent.len() >= ZONES {
+            recent.remove(0);
+        }
+        recent.push((tz, month, next));
+        (month, next)
+    })
 }
 
 /// The month after `month`.
@@ -73,5 +101,20 @@ mod tests {
         assert_eq!(following(&month_of(now, Tz::UTC), Tz::UTC).id, 202612);
         let january = following(&next, Tz::UTC);
         assert_eq!(january.id, 202701);
+    }
+
+    #[test]
+    fn the_cached_months_are_the_computed_ones_across_a_boundary() {
+        let start = DateTime::parse_from_rfc3339("2026-11-30T11:00:00Z")
+            .unwrap()
+            .to_utc();
+        for zone in [Tz::UTC, Tz::Australia__Sydney, Tz::America__New_York] {
+            for hour in 0..30 {
+                let now = start + chrono::Duration::minutes(50 * hour);
+                let month = month_of(now, zone);
+                let expected = (month, following(&month, zone));
+                assert_eq!(current_and_next(now, zone), expected, "{zone} at {now}");
+            }
+        }
     }
 }

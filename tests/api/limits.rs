@@ -174,6 +174,68 @@ async fn redis_and_in_process_decide_the_same_sequence_identically() {
     assert_eq!(compared, 400);
 }
 
+/// The same burst in real time against Redis, on Redis's clock: 1000 calls in the last
+/// second of a minute, 1000 just after the boundary. A fixed-window limiter would admit 2000;
+/// ours admits the first 1000 and refuses every later one. Waits for the next minute
+/// boundary (up to a minute).
+#[tokio::test]
+async fn redis_bursts_across_a_real_minute_boundary_admit_at_most_the_limit() {
+    let Some(url) = require_or_skip("redis", Backends::from_env().redis, "limits real edge") else {
+        return;
+    };
+    let settings = redis_settings(url);
+    let redis = Redis::connect(&settings).unwrap();
+    let limiter = Arc::new(RedisLimiter::new(redis.clone(), None));
+    let key = Uuid::now_v7();
+    let quota = Quota {
+        minute: 1000,
+        ..ROOMY
+    };
+    let burst = |limiter: Arc<RedisLimiter>| async move {
+        let calls = (0..1000).map(|_| {
+            let limiter = limiter.clone();
+            async move {
+                let now = Utc::now();
+                let decision = limiter.decide(&request(key, quota, 1, now), ms(now)).await;
+                decision.unwrap().allowed as u32
+            }
+        });
+        futures_util::future::join_all(calls)
+            .await
+            .into_iter()
+            .sum::<u32>()
+    };
+    let mut conn = redis.conn();
+    let redis_ms = |(secs, micros): (u64, u64)| secs * 1000 + micros / 1000;
+    let now = redis_ms(redis::cmd("TIME").query_async(&mut conn).await.unwrap());
+    let to_edge = 60_000 - now % 60_000;
+    // 800 ms before a boundary, leaving time for the burst to finish before it.
+    let wait = if to_edge > 1_000 {
+        to_edge - 800
+    } else {
+        to_edge + 59_200
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+    let before = burst(limiter.clone()).await;
+    let after_first = redis_ms(redis::cmd("TIME").query_async(&mut conn).await.unwrap());
+    // (Should the first burst run past the boundary on a loaded machine, its late calls are
+    // in the same rolling minute: the assertions below hold all the same.)
+    let edge = now + to_edge + if to_edge > 1_000 { 0 } else { 60_000 };
+    let until_after_edge = (edge + 100).saturating_sub(after_first);
+    tokio::time::sleep(std::time::Duration::from_millis(until_after_edge)).await;
+    let after = burst(limiter.clone()).await;
+    assert_eq!(before, 1000, "the first burst fits the limit");
+    assert_eq!(after, 0, "nothing more within the rolling minute");
+    let keys: Vec<String> = conn
+        .keys(format!("{}*", settings.key_prefix))
+        .await
+        .unwrap();
+    for k in keys {
+        let ttl: i64 = conn.pttl(&k).await.unwrap();
+        assert!(ttl > 0, "{k} has no TTL");
+    }
+}
+
 #[tokio::test]
 async fn concurrent_calls_for_one_key_coalesce_and_decide_as_if_one_by_one() {
     let Some(url) = require_or_skip("redis", Backends::from_env().redis, "limits coalescing")
