@@ -42,7 +42,7 @@ const DECISION_TIMEOUT: Duration = Duration::from_millis(500);
 const MAX_BATCH: usize = 256;
 /// Calls waiting for the dispatcher at most; beyond it the failure policy applies.
 const QUEUE_CAPACITY: usize = 64 * 1024;
-/// Integers the script returns per call.
+/// Integers the script returns per call (as little-endian doubles in one bulk string).
 const REPLY_LEN: usize = 18;
 
 /// Why Redis could not decide.
@@ -305,7 +305,11 @@ async fn invoke(
         invocation.arg(pending.req.cost);
     }
     let mut conn = redis.conn();
-    let reply: Vec<i64> = invocation.invoke_async(&mut conn).await?;
+    let packed: Vec<u8> = invocation.invoke_async(&mut conn).await?;
+    let reply: Vec<i64> = packed
+        .chunks_exact(8)
+        .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as i64)
+        .collect();
     Ok(batch
         .iter()
         .zip(reply.chunks(REPLY_LEN))

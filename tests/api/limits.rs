@@ -226,14 +226,7 @@ async fn redis_bursts_across_a_real_minute_boundary_admit_at_most_the_limit() {
     let after = burst(limiter.clone()).await;
     assert_eq!(before, 1000, "the first burst fits the limit");
     assert_eq!(after, 0, "nothing more within the rolling minute");
-    let keys: Vec<String> = conn
-        .keys(format!("{}*", settings.key_prefix))
-        .await
-        .unwrap();
-    for k in keys {
-        let ttl: i64 = conn.pttl(&k).await.unwrap();
-        assert!(ttl > 0, "{k} has no TTL");
-    }
+    assert_every_key_expires(&redis, &settings.key_prefix).await;
 }
 
 #[tokio::test]
@@ -328,18 +321,22 @@ async fn redis_admits_exactly_the_limit_under_concurrency_and_every_key_expires(
         limiter.script_calls() < 3008,
         "concurrent calls were coalesced"
     );
+    let keys = assert_every_key_expires(&redis, &settings.key_prefix).await;
+    assert_eq!(keys.len(), 1, "one state per API key: {keys:?}");
+    assert!(
+        keys[0].contains(&format!("{{{}}}", key.simple())),
+        "{} is hash-tagged by key id",
+        keys[0]
+    );
+}
+
+/// Every Redis key under `prefix` has a TTL; returns them.
+async fn assert_every_key_expires(redis: &Redis, prefix: &str) -> Vec<String> {
     let mut conn = redis.conn();
-    let keys: Vec<String> = conn
-        .keys(format!("{}*", settings.key_prefix))
-        .await
-        .unwrap();
-    assert_eq!(keys.len(), 1, "one hash per API key: {keys:?}");
-    for k in keys {
-        let ttl: i64 = conn.pttl(&k).await.unwrap();
+    let keys: Vec<String> = conn.keys(format!("{prefix}*")).await.unwrap();
+    for k in &keys {
+        let ttl: i64 = conn.pttl(k).await.unwrap();
         assert!(ttl > 0, "{k} has no TTL");
-        assert!(
-            k.contains(&format!("{{{}}}", key.simple())),
-            "{k} is hash-tagged by key id"
-        );
     }
+    keys
 }
