@@ -137,21 +137,24 @@ fn bursts_at_a_window_edge_never_exceed_the_limit_in_any_rolling_window() {
     );
 }
 
-fn redis_settings(url: String) -> RedisSettings {
-    RedisSettings {
+/// A Redis limiter on a key prefix of its own (with its connection and the prefix), or
+/// `None` when the test is skipped for want of Redis.
+fn shared_limiter(test: &str) -> Option<(Redis, String, Arc<RedisLimiter>)> {
+    let url = require_or_skip("redis", Backends::from_env().redis, test)?;
+    let settings = RedisSettings {
         url: SecretUrl::new(url),
         key_prefix: format!("t_{}:", Uuid::new_v4().simple()),
-    }
+    };
+    let redis = Redis::connect(&settings).unwrap();
+    let limiter = Arc::new(RedisLimiter::new(redis.clone(), None));
+    Some((redis, settings.key_prefix, limiter))
 }
 
 #[tokio::test]
 async fn redis_and_in_process_decide_the_same_sequence_identically() {
-    let Some(url) = require_or_skip("redis", Backends::from_env().redis, "limits equivalence")
-    else {
+    let Some((_, _, shared)) = shared_limiter("limits equivalence") else {
         return;
     };
-    let redis = Redis::connect(&redis_settings(url)).unwrap();
-    let shared = RedisLimiter::new(redis, None);
     let local = MemoryLimiter::new(1);
     let key = Uuid::now_v7();
     let quota = Quota {
@@ -180,12 +183,9 @@ async fn redis_and_in_process_decide_the_same_sequence_identically() {
 /// boundary (up to a minute).
 #[tokio::test]
 async fn redis_bursts_across_a_real_minute_boundary_admit_at_most_the_limit() {
-    let Some(url) = require_or_skip("redis", Backends::from_env().redis, "limits real edge") else {
+    let Some((redis, prefix, limiter)) = shared_limiter("limits real edge") else {
         return;
     };
-    let settings = redis_settings(url);
-    let redis = Redis::connect(&settings).unwrap();
-    let limiter = Arc::new(RedisLimiter::new(redis.clone(), None));
     let key = Uuid::now_v7();
     let quota = Quota {
         minute: 1000,
@@ -226,17 +226,14 @@ async fn redis_bursts_across_a_real_minute_boundary_admit_at_most_the_limit() {
     let after = burst(limiter.clone()).await;
     assert_eq!(before, 1000, "the first burst fits the limit");
     assert_eq!(after, 0, "nothing more within the rolling minute");
-    assert_every_key_expires(&redis, &settings.key_prefix).await;
+    assert_every_key_expires(&redis, &prefix).await;
 }
 
 #[tokio::test]
 async fn concurrent_calls_for_one_key_coalesce_and_decide_as_if_one_by_one() {
-    let Some(url) = require_or_skip("redis", Backends::from_env().redis, "limits coalescing")
-    else {
+    let Some((_, _, shared)) = shared_limiter("limits coalescing") else {
         return;
     };
-    let redis = Redis::connect(&redis_settings(url)).unwrap();
-    let shared = Arc::new(RedisLimiter::new(redis, None));
     let local = MemoryLimiter::new(1);
     let key = Uuid::now_v7();
     let quota = Quota {
@@ -280,13 +277,9 @@ async fn concurrent_calls_for_one_key_coalesce_and_decide_as_if_one_by_one() {
 
 #[tokio::test]
 async fn redis_admits_exactly_the_limit_under_concurrency_and_every_key_expires() {
-    let Some(url) = require_or_skip("redis", Backends::from_env().redis, "redis concurrency")
-    else {
+    let Some((redis, prefix, limiter)) = shared_limiter("redis concurrency") else {
         return;
     };
-    let settings = redis_settings(url);
-    let redis = Redis::connect(&settings).unwrap();
-    let limiter = Arc::new(RedisLimiter::new(redis.clone(), None));
     let key = Uuid::now_v7();
     let quota = Quota {
         minute: 1000,
@@ -321,7 +314,7 @@ async fn redis_admits_exactly_the_limit_under_concurrency_and_every_key_expires(
         limiter.script_calls() < 3008,
         "concurrent calls were coalesced"
     );
-    let keys = assert_every_key_expires(&redis, &settings.key_prefix).await;
+    let keys = assert_every_key_expires(&redis, &prefix).await;
     assert_eq!(keys.len(), 1, "one state per API key: {keys:?}");
     assert!(
         keys[0].contains(&format!("{{{}}}", key.simple())),
