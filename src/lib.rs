@@ -1,5 +1,6 @@
 //! Tollgate: API usage metering, quota and cost control.
 
+pub mod analytics;
 pub mod audit;
 pub mod auth;
 pub mod cli;

@@ -13,6 +13,7 @@ mod m20261123_000004_quota_requests;
 mod m20261123_000005_providers;
 mod m20261123_000006_alerts;
 mod m20261123_000007_audit_idempotency;
+mod m20261123_000008_rollups_by_status_class;
 
 /// Runs Tollgate's migrations in order (`Migrator::up(&db, None)`).
 pub struct Migrator;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000005_providers::Migration),
             Box::new(m20261123_000006_alerts::Migration),
             Box::new(m20261123_000007_audit_idempotency::Migration),
+            Box::new(m20261123_000008_rollups_by_status_class::Migration),
         ]
     }
 }

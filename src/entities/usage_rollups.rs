@@ -1,8 +1,10 @@
-//! `usage_rollups`: per-minute, -hour and -day aggregates of `usage_events`.
+//! `usage_rollups`: per-minute, -hour and -day aggregates of `usage_events`, maintained by the
+//! metering writer in the transaction that stores the events.
 
 use sea_orm::entity::prelude::*;
 
-/// One bucket of one (tenant, key, endpoint, method); the first six fields are the key.
+/// One bucket of one (tenant, key, endpoint, method, status class); the first seven fields
+/// are the key.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "usage_rollups")]
 pub struct Model {
@@ -20,13 +22,11 @@ pub struct Model {
     pub endpoint: String,
     #[sea_orm(primary_key, auto_increment = false, column_type = "Text")]
     pub method: String,
+    /// 1–5 for 1xx–5xx.
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub status_class: i16,
     pub count: i64,
-    pub status_1xx: i64,
-    pub status_2xx: i64,
-    pub status_3xx: i64,
-    pub status_4xx: i64,
-    pub status_5xx: i64,
-    /// Count per status code: `{"200": 17, "404": 2}`.
+    /// Count per status code: `{"200": 17, "204": 2}`.
     #[sea_orm(column_type = "JsonBinary")]
     pub status_codes: Json,
     pub bytes_in: i64,
@@ -36,14 +36,9 @@ pub struct Model {
     pub cost_nanos: i64,
     pub latency_sum_us: i64,
     pub latency_max_us: i64,
-    /// Serialized mergeable latency sketch.
+    /// Serialized mergeable latency sketch (`metering::sketch`).
     #[sea_orm(column_type = "Blob")]
     pub latency_sketch: Vec<u8>,
-    /// Peak rate-limit utilisation in the bucket, in thousandths of the limit.
-    pub util_minute_permille: Option<i32>,
-    pub util_hour_permille: Option<i32>,
-    pub util_day_permille: Option<i32>,
-    pub util_month_permille: Option<i32>,
     pub updated_at: DateTimeUtc,
 }
 

@@ -120,3 +120,29 @@ pub fn method(name: &str) -> Arc<str> {
         .cloned()
         .unwrap_or_else(|| Arc::from(name))
 }
+
+impl From<crate::entities::usage_events::Model> for UsageEvent {
+    /// A stored event read back (an unknown `source` or unparsable `ip` is read as the
+    /// middleware's / as none: neither takes part in aggregation).
+    fn from(row: crate::entities::usage_events::Model) -> Self {
+        Self {
+            id: row.id,
+            occurred_at: row.occurred_at,
+            received_at: row.received_at,
+            tenant_id: TenantId(row.tenant_id),
+            key_id: row.key_id.map(KeyId),
+            endpoint: Arc::from(row.endpoint),
+            method: method(&row.method),
+            status_code: row.status_code as u16,
+            latency_us: row.latency_us,
+            bytes_in: row.bytes_in,
+            bytes_out: row.bytes_out,
+            tokens_in: row.tokens_in,
+            tokens_out: row.tokens_out,
+            cost_nanos: row.cost_nanos,
+            ip: row.ip.and_then(|ip| ip.parse().ok()),
+            user_agent: row.user_agent.map(Arc::from),
+            source: Source::parse(&row.source).unwrap_or(Source::Middleware),
+        }
+    }
+}

@@ -19,6 +19,8 @@ pub mod event;
 pub mod ingest;
 pub mod metrics;
 mod replay;
+pub mod rollup;
+pub mod sketch;
 pub mod spool;
 pub mod store;
 mod writer;

@@ -1,6 +1,7 @@
 //! Writing batches of usage events: one transaction that inserts the events that are not
 //! stored yet (`ON CONFLICT (id, occurred_at) DO NOTHING`) and adds exactly the inserted ones
-//! to their keys' `usage_count` / `last_used_at`, so replays and re-sends never double count.
+//! to their keys' `usage_count` / `last_used_at` and to their rollup buckets
+//! (`rollups.rs`), so replays and re-sends never double count.
 //! PostgreSQL goes through binary `COPY` into a staging table; SQLite through multi-row
 //! `INSERT … RETURNING`.
 
@@ -10,6 +11,7 @@ use super::UsageEvent;
 
 mod copy;
 mod postgres;
+mod rollups;
 mod sqlite;
 
 /// Stores `events` in one transaction; returns how many were new (the rest were duplicates,

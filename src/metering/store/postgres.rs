@@ -7,8 +7,14 @@
 //!   transaction is rolled back and the batch goes the idempotent way: `COPY` into a
 //!   per-connection temporary staging table, then one statement that inserts what is new
 //!   (`ON CONFLICT (id, occurred_at) DO NOTHING`) and bumps the keys of the inserted rows.
+//!
+//! Either way the rollups of exactly the inserted events are added in the same transaction
+//! (`rollups.rs`).
 
-use std::{collections::HashMap, sync::LazyLock};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::LazyLock,
+};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -17,7 +23,10 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::{COLUMNS, copy};
+use super::{
+    COLUMNS, copy,
+    rollups::{self, Deltas, RowKey},
+};
 use crate::metering::UsageEvent;
 
 /// Created once per connection; emptied at every commit. `client_min_messages` keeps the
@@ -44,7 +53,7 @@ static MERGE: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH inserted AS (\
            INSERT INTO usage_events ({columns}) SELECT {columns} FROM usage_events_staging \
-           ON CONFLICT (id, occurred_at) DO NOTHING RETURNING key_id, occurred_at\
+           ON CONFLICT (id, occurred_at) DO NOTHING RETURNING id, key_id, occurred_at\
          ), per_key AS (\
            SELECT key_id, count(*) AS n, max(occurred_at) AS last FROM inserted \
            WHERE key_id IS NOT NULL GROUP BY key_id\
@@ -52,7 +61,7 @@ static MERGE: LazyLock<String> = LazyLock::new(|| {
            UPDATE api_keys k SET usage_count = k.usage_count + p.n, \
            last_used_at = GREATEST(k.last_used_at, p.last) \
            FROM per_key p WHERE k.id = p.key_id RETURNING k.id\
-         ) SELECT (SELECT count(*) FROM inserted) AS inserted"
+         ) SELECT id FROM inserted"
     )
 });
 
@@ -64,7 +73,7 @@ fn copy_into(table: &str) -> String {
 pub async fn insert(pool: &PgPool, events: &[UsageEvent]) -> Result<u64, DbErr> {
     let payload = copy::encode(events);
     match insert_fresh(pool, events, &payload).await {
-        Err(err) if is_unique_violation(&err) => insert_idempotent(pool, &payload).await,
+        Err(err) if is_unique_violation(&err) => insert_idempotent(pool, events, &payload).await,
         other => other.map_err(exec_err),
     }
 }
@@ -86,25 +95,148 @@ async fn insert_fresh(
             .execute(&mut *tx)
             .await?;
     }
+    add_rollups(&mut tx, &Deltas::of(events)).await?;
     tx.commit().await?;
     Ok(copied)
 }
 
 /// The idempotent path through the staging table.
-async fn insert_idempotent(pool: &PgPool, payload: &[u8]) -> Result<u64, DbErr> {
+async fn insert_idempotent(
+    pool: &PgPool,
+    events: &[UsageEvent],
+    payload: &[u8],
+) -> Result<u64, DbErr> {
     let mut tx = pool.begin().await.map_err(acquire_err)?;
     (&mut *tx).execute(CREATE_STAGING).await.map_err(exec_err)?;
     send_copy(&mut tx, &COPY_STAGING, payload)
         .await
         .map_err(exec_err)?;
     // Built once from the constant column list.
-    let row = sqlx::query(sqlx::AssertSqlSafe(MERGE.as_str()))
-        .fetch_one(&mut *tx)
+    let mut inserted: HashSet<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(MERGE.as_str()))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(exec_err)?
+        .into_iter()
+        .collect();
+    let count = inserted.len() as u64;
+    // The first copy of each inserted id (a batch may hold the same event twice).
+    let stored = events.iter().filter(|e| inserted.remove(&e.id));
+    add_rollups(&mut tx, &Deltas::of(stored))
         .await
         .map_err(exec_err)?;
-    let inserted: i64 = row.try_get("inserted").map_err(exec_err)?;
     tx.commit().await.map_err(exec_err)?;
-    Ok(inserted as u64)
+    Ok(count)
+}
+
+/// Upserts the rollups from arrays, one per column of [`rollups::COLUMNS`] but the last
+/// (`$18` is the update time).
+static UPSERT_ROLLUPS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO usage_rollups ({columns}) \
+         SELECT g, b, t, k, e, m, c, n, codes::jsonb, bi, bo, ti, tou, cost, ls, lm, sk, $18 \
+         FROM unnest($1::text[], $2::timestamptz[], $3::uuid[], $4::uuid[], $5::text[], \
+           $6::text[], $7::int2[], $8::int8[], $9::text[], $10::int8[], $11::int8[], \
+           $12::int8[], $13::int8[], $14::int8[], $15::int8[], $16::int8[], $17::bytea[]) \
+         AS v(g, b, t, k, e, m, c, n, codes, bi, bo, ti, tou, cost, ls, lm, sk) {}",
+        rollups::on_conflict("GREATEST"),
+        columns = rollups::COLUMNS.join(", "),
+    )
+});
+
+/// Writes back merged status codes and sketches of rows that existed.
+const MERGE_ROLLUPS: &str = "UPDATE usage_rollups r \
+     SET status_codes = v.codes::jsonb, latency_sketch = v.sk \
+     FROM unnest($1::text[], $2::timestamptz[], $3::uuid[], $4::uuid[], $5::text[], \
+       $6::text[], $7::int2[], $8::text[], $9::bytea[]) AS v(g, b, t, k, e, m, c, codes, sk) \
+     WHERE r.granularity = v.g AND r.bucket_start = v.b AND r.tenant_id = v.t \
+     AND r.key_id = v.k AND r.endpoint = v.e AND r.method = v.m AND r.status_class = v.c";
+
+/// Adds `deltas` to `usage_rollups` (see [`rollups`]).
+async fn add_rollups(conn: &mut PgConnection, deltas: &Deltas) -> Result<(), sqlx::Error> {
+    if deltas.rows.is_empty() {
+        return Ok(());
+    }
+    let rows = &deltas.rows;
+    let column = |f: fn(&rollups::Row) -> i64| rows.iter().map(f).collect::<Vec<i64>>();
+    let returned = sqlx::query(sqlx::AssertSqlSafe(UPSERT_ROLLUPS.as_str()))
+        .bind(
+            rows.iter()
+                .map(|(k, _)| k.granularity.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|(k, _)| k.bucket_start).collect::<Vec<_>>())
+        .bind(rows.iter().map(|(k, _)| k.tenant_id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|(k, _)| k.key_id).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|(k, _)| k.endpoint.as_ref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            rows.iter()
+                .map(|(k, _)| k.method.as_ref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|(k, _)| k.status_class).collect::<Vec<_>>())
+        .bind(column(|(_, t)| t.count))
+        .bind(
+            rows.iter()
+                .map(|(_, t)| t.status_codes_json().to_string())
+                .collect::<Vec<_>>(),
+        )
+        .bind(column(|(_, t)| t.bytes_in))
+        .bind(column(|(_, t)| t.bytes_out))
+        .bind(column(|(_, t)| t.tokens_in))
+        .bind(column(|(_, t)| t.tokens_out))
+        .bind(column(|(_, t)| t.cost_nanos))
+        .bind(column(|(_, t)| t.latency_sum_us))
+        .bind(column(|(_, t)| t.latency_max_us))
+        .bind(&deltas.sketches)
+        .bind(Utc::now())
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut merges: Vec<(RowKey, (String, Vec<u8>))> = Vec::new();
+    for row in returned {
+        let key: RowKey = (
+            row.try_get("granularity")?,
+            row.try_get("bucket_start")?,
+            row.try_get("tenant_id")?,
+            row.try_get("key_id")?,
+            row.try_get("endpoint")?,
+            row.try_get("method")?,
+            row.try_get("status_class")?,
+        );
+        let codes: serde_json::Value = row.try_get("status_codes")?;
+        let sketch: Vec<u8> = row.try_get("latency_sketch")?;
+        let count: i64 = row.try_get("count")?;
+        if let Some(merged) = deltas
+            .merged(&key, count, &codes, &sketch)
+            .map_err(|detail| sqlx::Error::Protocol(format!("usage_rollups: {detail}")))?
+        {
+            merges.push((key, merged));
+        }
+    }
+    if merges.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(MERGE_ROLLUPS)
+        .bind(merges.iter().map(|(k, _)| k.0.as_str()).collect::<Vec<_>>())
+        .bind(merges.iter().map(|(k, _)| k.1).collect::<Vec<_>>())
+        .bind(merges.iter().map(|(k, _)| k.2).collect::<Vec<_>>())
+        .bind(merges.iter().map(|(k, _)| k.3).collect::<Vec<_>>())
+        .bind(merges.iter().map(|(k, _)| k.4.as_str()).collect::<Vec<_>>())
+        .bind(merges.iter().map(|(k, _)| k.5.as_str()).collect::<Vec<_>>())
+        .bind(merges.iter().map(|(k, _)| k.6).collect::<Vec<_>>())
+        .bind(merges.iter().map(|(_, m)| m.0.as_str()).collect::<Vec<_>>())
+        .bind(
+            merges
+                .iter()
+                .map(|(_, m)| m.1.as_slice())
+                .collect::<Vec<_>>(),
+        )
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 async fn send_copy(

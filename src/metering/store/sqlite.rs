@@ -1,16 +1,21 @@
 //! The SQLite batch write: multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING` (chunked
-//! under SQLite's bound-parameter limit) and one counter update per key, in one transaction.
+//! under SQLite's bound-parameter limit), one counter update per key and the rollups of the
+//! inserted events, in one transaction.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbErr, Statement, TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, Statement,
+    TransactionTrait, Value,
     sea_query::{Alias, Expr, OnConflict, Query},
 };
 use uuid::Uuid;
 
-use super::COLUMNS;
+use super::{
+    COLUMNS,
+    rollups::{self, Deltas, RowKey},
+};
 use crate::metering::UsageEvent;
 
 /// Rows per statement: 17 parameters each stays well under SQLite's 32,766.
@@ -23,19 +28,24 @@ const BUMP_KEY: &str = "UPDATE api_keys SET usage_count = usage_count + ?, \
 pub async fn insert(db: &DatabaseConnection, events: &[UsageEvent]) -> Result<u64, DbErr> {
     let backend = db.get_database_backend();
     let txn = db.begin().await?;
-    let mut inserted = 0u64;
-    let mut per_key: HashMap<Uuid, (i64, DateTime<Utc>)> = HashMap::new();
+    let mut inserted: HashSet<Uuid> = HashSet::with_capacity(events.len());
     for chunk in events.chunks(ROWS_PER_STATEMENT) {
-        let rows = txn.query_all_raw(backend.build(&statement(chunk))).await?;
-        for row in rows {
-            inserted += 1;
-            let key: Option<Uuid> = row.try_get("", "key_id")?;
-            let at: DateTime<Utc> = row.try_get("", "occurred_at")?;
-            if let Some(key) = key {
-                let entry = per_key.entry(key).or_insert((0, at));
-                entry.0 += 1;
-                entry.1 = entry.1.max(at);
-            }
+        for row in txn.query_all_raw(backend.build(&statement(chunk))).await? {
+            inserted.insert(row.try_get("", "id")?);
+        }
+    }
+    let count = inserted.len() as u64;
+    let stored: Vec<&UsageEvent> = match inserted.len() == events.len() {
+        true => events.iter().collect(),
+        // The first copy of each inserted id (a batch may hold the same event twice).
+        false => events.iter().filter(|e| inserted.remove(&e.id)).collect(),
+    };
+    let mut per_key: HashMap<Uuid, (i64, DateTime<Utc>)> = HashMap::new();
+    for e in &stored {
+        if let Some(key) = e.key_id {
+            let entry = per_key.entry(key.0).or_insert((0, e.occurred_at));
+            entry.0 += 1;
+            entry.1 = entry.1.max(e.occurred_at);
         }
     }
     for (key, (count, last)) in per_key {
@@ -43,8 +53,106 @@ pub async fn insert(db: &DatabaseConnection, events: &[UsageEvent]) -> Result<u6
         txn.execute_raw(Statement::from_sql_and_values(backend, BUMP_KEY, values))
             .await?;
     }
+    add_rollups(&txn, &Deltas::of(stored.iter().copied())).await?;
     txn.commit().await?;
-    Ok(inserted)
+    Ok(count)
+}
+
+/// Rollup rows per upsert: 18 parameters each.
+const ROLLUPS_PER_STATEMENT: usize = 1000;
+
+const MERGE_ROLLUP: &str = "UPDATE usage_rollups SET status_codes = ?, latency_sketch = ? \
+     WHERE granularity = ? AND bucket_start = ? AND tenant_id = ? AND key_id = ? \
+     AND endpoint = ? AND method = ? AND status_class = ?";
+
+/// Adds `deltas` to `usage_rollups` (see [`rollups`]).
+async fn add_rollups(txn: &DatabaseTransaction, deltas: &Deltas) -> Result<(), DbErr> {
+    let now = Utc::now();
+    let mut merges = Vec::new();
+    for (chunk, rows) in deltas.rows.chunks(ROLLUPS_PER_STATEMENT).enumerate() {
+        let placeholders = vec![format!("({})", ["?"; 18].join(", ")); rows.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO usage_rollups ({}) VALUES {placeholders} {}",
+            rollups::COLUMNS.join(", "),
+            rollups::on_conflict("max")
+        );
+        let mut values: Vec<Value> = Vec::with_capacity(rows.len() * 18);
+        for (i, (key, t)) in rows.iter().enumerate() {
+            let sketch = deltas.sketches[chunk * ROLLUPS_PER_STATEMENT + i].clone();
+            values.extend([
+                key.granularity.as_str().into(),
+                key.bucket_start.into(),
+                key.tenant_id.into(),
+                key.key_id.into(),
+                key.endpoint.to_string().into(),
+                key.method.to_string().into(),
+                key.status_class.into(),
+                t.count.into(),
+                t.status_codes_json().to_string().into(),
+                t.bytes_in.into(),
+                t.bytes_out.into(),
+                t.tokens_in.into(),
+                t.tokens_out.into(),
+                t.cost_nanos.into(),
+                t.latency_sum_us.into(),
+                t.latency_max_us.into(),
+                sketch.into(),
+                now.into(),
+            ]);
+        }
+        let returned = txn
+            .query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Sqlite,
+                sql,
+                values,
+            ))
+            .await?;
+        for row in returned {
+            let key: RowKey = (
+                row.try_get("", "granularity")?,
+                row.try_get("", "bucket_start")?,
+                row.try_get("", "tenant_id")?,
+                row.try_get("", "key_id")?,
+                row.try_get("", "endpoint")?,
+                row.try_get("", "method")?,
+                row.try_get("", "status_class")?,
+            );
+            let codes: String = row.try_get("", "status_codes")?;
+            let codes = serde_json::from_str(&codes).map_err(|err| corrupt(err.to_string()))?;
+            let sketch: Vec<u8> = row.try_get("", "latency_sketch")?;
+            let count: i64 = row.try_get("", "count")?;
+            if let Some(merged) = deltas
+                .merged(&key, count, &codes, &sketch)
+                .map_err(corrupt)?
+            {
+                merges.push((key, merged));
+            }
+        }
+    }
+    for ((g, bucket, tenant, key_id, endpoint, method, class), (codes, sketch)) in merges {
+        let values: [Value; 9] = [
+            codes.into(),
+            sketch.into(),
+            g.into(),
+            bucket.into(),
+            tenant.into(),
+            key_id.into(),
+            endpoint.into(),
+            method.into(),
+            class.into(),
+        ];
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            MERGE_ROLLUP,
+            values,
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+fn corrupt(detail: String) -> DbErr {
+    DbErr::Custom(format!("usage_rollups: {detail}"))
 }
 
 fn statement(events: &[UsageEvent]) -> sea_orm::sea_query::InsertStatement {
@@ -57,7 +165,7 @@ fn statement(events: &[UsageEvent]) -> sea_orm::sea_query::InsertStatement {
                 .do_nothing()
                 .to_owned(),
         )
-        .returning(Query::returning().columns([Alias::new("key_id"), Alias::new("occurred_at")]));
+        .returning(Query::returning().column(Alias::new("id")));
     for e in events {
         insert.values_panic(row(e));
     }

@@ -17,6 +17,7 @@ use crate::helpers::{Member, TestApp};
 
 mod ingest;
 mod pipeline;
+mod rollups;
 mod shutdown;
 
 /// A key created through the API by `owner`: its id and secret.

@@ -1,0 +1,224 @@
+//! Rollups: usage events pre-aggregated per minute, hour and day bucket (UTC) and per
+//! (tenant, key, endpoint template, method, status class). The writer adds the events it
+//! stores to their buckets in the same transaction, so late and out-of-order events merge
+//! into their bucket and a replayed event — not stored twice — is not counted twice.
+//! Analytics answer from these rows, merging [`Totals`] (latency sketches included).
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use chrono::{DateTime, Duration, DurationRound, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{UsageEvent, sketch::LatencySketch};
+use crate::entities::usage_rollups;
+
+/// The size of a rollup bucket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Granularity {
+    Minute,
+    Hour,
+    Day,
+}
+
+impl Granularity {
+    pub const ALL: [Granularity; 3] = [Granularity::Minute, Granularity::Hour, Granularity::Day];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Granularity::Minute => "minute",
+            Granularity::Hour => "hour",
+            Granularity::Day => "day",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|g| g.as_str() == s)
+    }
+
+    pub fn step(self) -> Duration {
+        match self {
+            Granularity::Minute => Duration::minutes(1),
+            Granularity::Hour => Duration::hours(1),
+            Granularity::Day => Duration::days(1),
+        }
+    }
+
+    /// The start of the bucket holding `at`.
+    pub fn truncate(self, at: DateTime<Utc>) -> DateTime<Utc> {
+        // Cannot fail for steps of a day or less on timestamps chrono can represent.
+        at.duration_trunc(self.step()).unwrap_or(at)
+    }
+}
+
+/// 1–5 for 1xx–5xx (codes outside 100–599 are counted with the nearest class).
+pub fn status_class(status: u16) -> i16 {
+    (status / 100).clamp(1, 5) as i16
+}
+
+/// The key of one rollup row.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RollupKey {
+    pub granularity: Granularity,
+    pub bucket_start: DateTime<Utc>,
+    pub tenant_id: Uuid,
+    /// `Uuid::nil()` for events without a key.
+    pub key_id: Uuid,
+    pub endpoint: Arc<str>,
+    pub method: Arc<str>,
+    pub status_class: i16,
+}
+
+/// What a bucket (or any merge of buckets) holds.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Totals {
+    pub count: i64,
+    /// Count per status code.
+    pub status_codes: BTreeMap<u16, i64>,
+    pub bytes_in: i64,
+    pub bytes_out: i64,
+    pub tokens_in: i64,
+    pub tokens_out: i64,
+    pub cost_nanos: i64,
+    pub latency_sum_us: i64,
+    pub latency_max_us: i64,
+    pub latency: LatencySketch,
+}
+
+impl Totals {
+    pub fn add_event(&mut self, e: &UsageEvent) {
+        self.count += 1;
+        *self.status_codes.entry(e.status_code).or_default() += 1;
+        self.bytes_in += e.bytes_in;
+        self.bytes_out += e.bytes_out;
+        self.tokens_in += e.tokens_in;
+        self.tokens_out += e.tokens_out;
+        self.cost_nanos += e.cost_nanos;
+        self.latency_sum_us += e.latency_us;
+        self.latency_max_us = self.latency_max_us.max(e.latency_us);
+        self.latency.record(e.latency_us);
+    }
+
+    pub fn merge(&mut self, other: &Totals) {
+        self.count += other.count;
+        for (code, n) in &other.status_codes {
+            *self.status_codes.entry(*code).or_default() += n;
+        }
+        self.bytes_in += other.bytes_in;
+        self.bytes_out += other.bytes_out;
+        self.tokens_in += other.tokens_in;
+        self.tokens_out += other.tokens_out;
+        self.cost_nanos += other.cost_nanos;
+        self.latency_sum_us += other.latency_sum_us;
+        self.latency_max_us = self.latency_max_us.max(other.latency_max_us);
+        self.latency.merge(&other.latency);
+    }
+
+    /// Calls answered with a status of 400 or more.
+    pub fn failed(&self) -> i64 {
+        self.status_codes.range(400..).map(|(_, n)| n).sum()
+    }
+
+    /// The stored form of `status_codes`: `{"200": 17}`.
+    pub fn status_codes_json(&self) -> serde_json::Value {
+        self.status_codes
+            .iter()
+            .map(|(code, n)| (code.to_string(), serde_json::Value::from(*n)))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    }
+
+    /// The totals of one stored row.
+    pub fn from_row(row: &usage_rollups::Model) -> Result<Self, RollupError> {
+        let latency = LatencySketch::decode(&row.latency_sketch)
+            .map_err(|err| RollupError(err.to_string()))?;
+        Ok(Self {
+            count: row.count,
+            status_codes: parse_status_codes(&row.status_codes)?,
+            bytes_in: row.bytes_in,
+            bytes_out: row.bytes_out,
+            tokens_in: row.tokens_in,
+            tokens_out: row.tokens_out,
+            cost_nanos: row.cost_nanos,
+            latency_sum_us: row.latency_sum_us,
+            latency_max_us: row.latency_max_us,
+            latency,
+        })
+    }
+}
+
+/// Reads a stored `{"200": 17}` object.
+pub fn parse_status_codes(json: &serde_json::Value) -> Result<BTreeMap<u16, i64>, RollupError> {
+    let object = json
+        .as_object()
+        .ok_or_else(|| RollupError("status_codes is not an object".into()))?;
+    object
+        .iter()
+        .map(|(code, n)| match (code.parse::<u16>(), n.as_i64()) {
+            (Ok(code), Some(n)) => Ok((code, n)),
+            _ => Err(RollupError(format!("bad status_codes entry {code}: {n}"))),
+        })
+        .collect()
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("corrupt rollup row: {0}")]
+pub struct RollupError(String);
+
+/// The three buckets (minute, hour, day) of every event, added up.
+pub fn aggregate<'a>(
+    events: impl IntoIterator<Item = &'a UsageEvent>,
+) -> BTreeMap<RollupKey, Totals> {
+    let mut rollups: BTreeMap<RollupKey, Totals> = BTreeMap::new();
+    for e in events {
+        let class = status_class(e.status_code);
+        let key_id = e.key_id.map_or(Uuid::nil(), |k| k.0);
+        for granularity in Granularity::ALL {
+            let key = RollupKey {
+                granularity,
+                bucket_start: granularity.truncate(e.occurred_at),
+                tenant_id: e.tenant_id.0,
+                key_id,
+                endpoint: e.endpoint.clone(),
+                method: e.method.clone(),
+                status_class: class,
+            };
+            rollups.entry(key).or_default().add_event(e);
+        }
+    }
+    rollups
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn buckets_start_on_utc_boundaries() {
+        let at =
+            Utc.with_ymd_and_hms(2026, 11, 23, 10, 59, 58).unwrap() + Duration::milliseconds(999);
+        assert_eq!(
+            Granularity::Minute.truncate(at),
+            Utc.with_ymd_and_hms(2026, 11, 23, 10, 59, 0).unwrap()
+        );
+        assert_eq!(
+            Granularity::Hour.truncate(at),
+            Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap()
+        );
+        assert_eq!(
+            Granularity::Day.truncate(at),
+            Utc.with_ymd_and_hms(2026, 11, 23, 0, 0, 0).unwrap()
+        );
+    }
+
+    #[test]
+    fn status_classes() {
+        assert_eq!(
+            [100, 204, 304, 429, 503, 99, 999].map(status_class),
+            [1, 2, 3, 4, 5, 1, 5]
+        );
+    }
+}

@@ -1,0 +1,145 @@
+//! Adding a batch's rollups to `usage_rollups` inside the batch's transaction, the same way
+//! on both backends:
+//!
+//! 1. one upsert per chunk that inserts new buckets whole and, for buckets that exist, adds
+//!    the counters in SQL (`count = count + excluded.count`, max latency by `max`), returning
+//!    each row's count, status codes and sketch. The upsert locks the row until commit, so
+//!    concurrent writers on other nodes add up instead of overwriting each other;
+//! 2. a returned count equal to the batch's own count means the row is new (stored counts are
+//!    never 0); otherwise the status codes and the latency sketch — which SQL cannot add up —
+//!    are merged here and written back with one update per row, under the lock of step 1.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::metering::{
+    UsageEvent,
+    rollup::{self, RollupKey, Totals, parse_status_codes},
+    sketch::LatencySketch,
+};
+
+/// The key of a returned row, in owned form.
+pub(super) type RowKey = (String, DateTime<Utc>, Uuid, Uuid, String, String, i16);
+
+/// One rollup row of a batch.
+pub(super) type Row = (RollupKey, Totals);
+
+/// A batch's rollups, in key order (so concurrent writers lock shared rows in one order).
+pub(super) struct Deltas {
+    pub rows: Vec<Row>,
+    /// Each row's sketch, encoded once.
+    pub sketches: Vec<Vec<u8>>,
+    index: HashMap<RowKey, usize>,
+}
+
+impl Deltas {
+    pub fn of<'a>(events: impl IntoIterator<Item = &'a UsageEvent>) -> Self {
+        let rows: Vec<(RollupKey, Totals)> = rollup::aggregate(events).into_iter().collect();
+        let sketches = rows.iter().map(|(_, t)| t.latency.encode()).collect();
+        let index = rows
+            .iter()
+            .enumerate()
+            .map(|(i, (key, _))| (row_key(key), i))
+            .collect();
+        Self {
+            rows,
+            sketches,
+            index,
+        }
+    }
+
+    /// For a row the upsert returned: `None` when the row is new (nothing left to do), else
+    /// the merged status codes (JSON text) and sketch to write back.
+    pub fn merged(
+        &self,
+        key: &RowKey,
+        stored_count: i64,
+        stored_codes: &serde_json::Value,
+        stored_sketch: &[u8],
+    ) -> Result<Option<(String, Vec<u8>)>, String> {
+        let i = *self
+            .index
+            .get(key)
+            .ok_or_else(|| format!("the upsert returned a row it was not given: {key:?}"))?;
+        let delta = &self.rows[i].1;
+        if stored_count == delta.count {
+            return Ok(None);
+        }
+        let mut codes: BTreeMap<u16, i64> =
+            parse_status_codes(stored_codes).map_err(|err| err.to_string())?;
+        for (code, n) in &delta.status_codes {
+            *codes.entry(*code).or_default() += n;
+        }
+        let mut sketch = LatencySketch::decode(stored_sketch).map_err(|err| err.to_string())?;
+        sketch.merge(&delta.latency);
+        let merged = Totals {
+            status_codes: codes,
+            ..Totals::default()
+        };
+        Ok(Some((
+            merged.status_codes_json().to_string(),
+            sketch.encode(),
+        )))
+    }
+}
+
+pub(super) fn row_key(key: &RollupKey) -> RowKey {
+    (
+        key.granularity.as_str().to_owned(),
+        key.bucket_start,
+        key.tenant_id,
+        key.key_id,
+        key.endpoint.to_string(),
+        key.method.to_string(),
+        key.status_class,
+    )
+}
+
+/// The columns of an upsert, in order.
+pub(super) const COLUMNS: [&str; 18] = [
+    "granularity",
+    "bucket_start",
+    "tenant_id",
+    "key_id",
+    "endpoint",
+    "method",
+    "status_class",
+    "count",
+    "status_codes",
+    "bytes_in",
+    "bytes_out",
+    "tokens_in",
+    "tokens_out",
+    "cost_nanos",
+    "latency_sum_us",
+    "latency_max_us",
+    "latency_sketch",
+    "updated_at",
+];
+
+/// The conflict target: the primary key.
+pub(super) const KEY: &str =
+    "granularity, bucket_start, tenant_id, key_id, endpoint, method, status_class";
+
+/// What the upsert adds on conflict; `max` is the backend's two-argument maximum.
+pub(super) fn on_conflict(max: &str) -> String {
+    let add = [
+        "count",
+        "bytes_in",
+        "bytes_out",
+        "tokens_in",
+        "tokens_out",
+        "cost_nanos",
+        "latency_sum_us",
+    ]
+    .map(|c| format!("{c} = usage_rollups.{c} + excluded.{c}"))
+    .join(", ");
+    format!(
+        "ON CONFLICT ({KEY}) DO UPDATE SET {add}, \
+         latency_max_us = {max}(usage_rollups.latency_max_us, excluded.latency_max_us), \
+         updated_at = excluded.updated_at \
+         RETURNING {KEY}, count, status_codes, latency_sketch"
+    )
+}
