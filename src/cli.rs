@@ -1,7 +1,8 @@
-//! The command line: `serve`, `worker`, `migrate`, `openapi`, `admin`, `demo`.
+//! The command line: `serve`, `worker`, `migrate`, `openapi`, `admin`, `demo`, `export`.
 
 use std::path::PathBuf;
 
+use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 
 /// Tollgate — API usage metering, quota and cost control.
@@ -41,6 +42,8 @@ pub enum Command {
     Admin(AdminCommand),
     /// Create the demo tenant, users and API keys (idempotent) and print how to log in.
     Demo,
+    /// Export a tenant's usage (rollup buckets or raw events) as CSV or JSON.
+    Export(ExportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -120,4 +123,32 @@ pub struct CreateUserArgs {
     /// Display name.
     #[arg(long)]
     pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The tenant whose usage to export: its id (`tnt_…`) or slug.
+    #[arg(long)]
+    pub tenant: String,
+    /// Start of the window (RFC 3339, e.g. 2026-11-01T00:00:00Z; rounded down to the
+    /// minute). Default: 24 hours before --to.
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<DateTime<Utc>>,
+    /// End of the window, exclusive (RFC 3339; rounded up to the minute). Default: now.
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<DateTime<Utc>>,
+    /// File format.
+    #[arg(long, default_value = "csv", value_parser = ["csv", "json"])]
+    pub format: String,
+    /// One row per rollup bucket, or per metered call.
+    #[arg(long, default_value = "bucket", value_parser = ["bucket", "event"])]
+    pub level: String,
+    /// Bucket size (bucket level). Default: minutes up to 6 hours, hours up to 14 days, days
+    /// beyond.
+    #[arg(long, value_parser = ["minute", "hour", "day"])]
+    pub granularity: Option<String>,
+    /// Where to write the export (default: standard output). Written to FILE.partial first
+    /// and renamed when complete.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }

@@ -1,15 +1,26 @@
-//! Command implementations that need more than a line in `main`: `admin import-key`.
+//! Command implementations that need more than a line in `main`: `admin import-key`,
+//! `export`.
 
-use std::io::BufRead;
+use std::{
+    io::{BufRead, BufWriter, Write},
+    path::{Path, PathBuf},
+    pin::pin,
+    time::Duration,
+};
 
+use chrono::Utc;
+use futures_util::TryStreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait};
 
 use crate::{
+    analytics::{Filter, Question, Tenants, Window},
     audit,
-    cli::ImportKeyArgs,
+    cli::{ExportArgs, ImportKeyArgs},
     config::Settings,
     entities::tenants as tenant_rows,
     error::{Error, Result},
+    export::{self, Export, ExportRequest},
     ids::{KeyId, TenantId},
     keys::{self, NewKey, cache::KeyCache, events::KeyEvents, limits::Limits},
     kv::Redis,
@@ -88,18 +99,22 @@ fn read_secret() -> Result<String> {
 }
 
 async fn find_tenant(db: &DatabaseConnection, id_or_slug: &str) -> Result<TenantId> {
+    lookup_tenant(db, id_or_slug).await?.ok_or_else(|| {
+        Error::not_found(format!(
+            "No tenant `{id_or_slug}` (use --create-tenant to create one)."
+        ))
+    })
+}
+
+/// The tenant with this id (`tnt_…`) or slug.
+async fn lookup_tenant(db: &DatabaseConnection, id_or_slug: &str) -> Result<Option<TenantId>> {
     let by_id = id_or_slug.parse::<TenantId>().ok();
     let mut query = tenant_rows::Entity::find();
     query = match by_id {
         Some(id) => query.filter(tenant_rows::Column::Id.eq(id.0)),
         None => query.filter(tenant_rows::Column::Slug.eq(id_or_slug)),
     };
-    let tenant = query.one(db).await?;
-    tenant.map(|t| TenantId::from(t.id)).ok_or_else(|| {
-        Error::not_found(format!(
-            "No tenant `{id_or_slug}` (use --create-tenant to create one)."
-        ))
-    })
+    Ok(query.one(db).await?.map(|t| TenantId::from(t.id)))
 }
 
 async fn find_or_create_tenant(
@@ -119,4 +134,90 @@ async fn find_or_create_tenant(
     let tenant = tenants::create(&txn, audit, &name).await?;
     txn.commit().await?;
     Ok(tenant.id.into())
+}
+
+/// `tollgate export`: streams one tenant's usage (the code behind `GET /v1/exports/usage`)
+/// to `--output` or stdout, with a progress bar on stderr, and says how many rows it wrote.
+pub async fn export(db: &DatabaseConnection, args: ExportArgs) -> Result<()> {
+    let tenant = lookup_tenant(db, &args.tenant)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("No tenant `{}`.", args.tenant)))?;
+    let window = Window::new(args.from, args.to, Utc::now())?;
+    let granularity = match &args.granularity {
+        Some(name) => export::parse_granularity(name)?,
+        None => window.auto_granularity(),
+    };
+    let request = ExportRequest {
+        question: Question {
+            tenants: Tenants::One(tenant),
+            window,
+            filter: Filter::default(),
+        },
+        level: args.level.parse()?,
+        granularity,
+        format: args.format.parse()?,
+    };
+    let export = export::start(db, request).await?;
+    let progress = progress_bar();
+    let written = match &args.output {
+        Some(path) => write_file(export, path, &progress).await,
+        None => write_all(export, BufWriter::new(std::io::stdout()), &progress).await,
+    };
+    progress.finish_and_clear();
+    let rows = written?;
+    let target = args
+        .output
+        .as_deref()
+        .map_or("stdout".into(), |p| p.display().to_string());
+    eprintln!("exported {rows} rows of tenant {tenant} to {target}");
+    Ok(())
+}
+
+/// A spinner counting rows; drawn only when stderr is a terminal.
+fn progress_bar() -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    if let Ok(style) =
+        ProgressStyle::with_template("{spinner} {human_pos} rows written ({per_sec}, {elapsed})")
+    {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// Writes to `path.partial`, renamed to `path` once the export is complete (removed if not).
+async fn write_file(export: Export, path: &Path, progress: &ProgressBar) -> Result<u64> {
+    let mut partial = PathBuf::from(path).into_os_string();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    let file = std::fs::File::create(&partial).map_err(|e| write_error(&partial, e))?;
+    let result = write_all(export, BufWriter::new(file), progress).await;
+    let renamed = result.and_then(|rows| {
+        std::fs::rename(&partial, path).map_err(|e| write_error(path, e))?;
+        Ok(rows)
+    });
+    if renamed.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    renamed
+}
+
+/// Copies the export's chunks to `out`. Blocking writes are fine here: this process does
+/// nothing else meanwhile.
+async fn write_all(export: Export, mut out: impl Write, progress: &ProgressBar) -> Result<u64> {
+    let mut chunks = pin!(export.into_stream());
+    let mut rows = 0;
+    while let Some(chunk) = chunks.try_next().await? {
+        out.write_all(&chunk.bytes)
+            .map_err(|e| write_error(Path::new("the output"), e))?;
+        rows += chunk.rows;
+        progress.set_position(rows);
+    }
+    out.flush()
+        .map_err(|e| write_error(Path::new("the output"), e))?;
+    Ok(rows)
+}
+
+fn write_error(path: &Path, err: std::io::Error) -> Error {
+    Error::bad_request(format!("Could not write {}.", path.display())).with_source(err)
 }

@@ -35,6 +35,7 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub keys: KeySettings,
     pub metering: MeteringSettings,
+    pub retention: RetentionSettings,
     pub gateway: GatewaySettings,
     pub email: EmailSettings,
     pub log: LogSettings,
@@ -129,6 +130,39 @@ pub struct MeteringSettings {
     pub flush_interval_ms: u64,
     pub spool_dir: PathBuf,
     pub ingest_max_batch: usize,
+}
+
+/// How long usage data is kept, in days (the housekeeping job deletes what is older).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct RetentionSettings {
+    /// Raw `usage_events` (whole daily partitions are dropped on PostgreSQL).
+    pub events_days: u32,
+    pub minute_rollups_days: u32,
+    pub hour_rollups_days: u32,
+    pub day_rollups_days: u32,
+}
+
+impl RetentionSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (name, days) in [
+            ("retention.events_days", self.events_days),
+            ("retention.minute_rollups_days", self.minute_rollups_days),
+            ("retention.hour_rollups_days", self.hour_rollups_days),
+            ("retention.day_rollups_days", self.day_rollups_days),
+        ] {
+            positive(name, days.into())?;
+        }
+        if self.minute_rollups_days > self.hour_rollups_days
+            || self.hour_rollups_days > self.day_rollups_days
+        {
+            return Err(ConfigError::new(
+                "retention.hour_rollups_days",
+                "coarser rollups must be kept at least as long as finer ones \
+                 (minute <= hour <= day)",
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -308,6 +342,7 @@ impl Settings {
         positive("limits.fail_open_share", self.limits.fail_open_share)?;
         self.keys.validate()?;
         self.metering.validate()?;
+        self.retention.validate()?;
         self.gateway.validate()?;
         if self.email.transport == EmailTransport::Smtp {
             check_url(

@@ -1,16 +1,18 @@
-//! Demo data for the embedded mode: a plan, the "Acme Demo" tenant, an owner, a platform admin
-//! and API keys with known secrets. Idempotent: running it again changes nothing.
+//! Demo data for the embedded mode: a plan, the "Acme Demo" tenant, an owner, a platform admin,
+//! API keys with known secrets and 30 days of their traffic (`history`). Idempotent: running
+//! it again changes nothing.
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
+    EntityTrait, QueryFilter,
 };
 use uuid::Uuid;
 
 use crate::{
     audit,
     auth::users,
-    entities::{api_keys, memberships, plans, tenants},
+    entities::{api_keys, memberships, plans, tenants, usage_events},
     error::Result,
     keys::secret::KeySecret,
     tenancy::Role,
@@ -44,6 +46,8 @@ const KEYS: [(&str, &str, i64); 3] = [
 /// What was seeded, for printing.
 pub struct Demo {
     pub tenant_id: Uuid,
+    /// The demo keys: name and id.
+    pub keys: Vec<(&'static str, Uuid)>,
 }
 
 impl Demo {
@@ -64,7 +68,9 @@ impl Demo {
     }
 }
 
-pub async fn seed(db: &impl ConnectionTrait) -> Result<Demo> {
+pub mod history;
+
+pub async fn seed(db: &DatabaseConnection) -> Result<Demo> {
     // The plan first: new tenants take the default plan.
     ensure_plan(db).await?;
     let tenant_id = ensure_tenant(db).await?;
@@ -83,18 +89,34 @@ pub async fn seed(db: &impl ConnectionTrait) -> Result<Demo> {
         )
         .await?;
     }
+    let mut keys = Vec::new();
     for (name, secret, per_minute) in KEYS {
-        ensure_key(
-            db,
-            tenant_id,
-            owner.id,
-            name,
-            &KeySecret::from_existing(secret),
-            per_minute,
-        )
-        .await?;
+        let secret = KeySecret::from_existing(secret);
+        let id = ensure_key(db, tenant_id, owner.id, name, &secret, per_minute).await?;
+        keys.push((name, id));
     }
-    Ok(Demo { tenant_id })
+    Ok(Demo { tenant_id, keys })
+}
+
+/// [`seed`], plus the 30-day traffic history when the demo tenant has no usage yet (what
+/// `tollgate demo` and `serve --demo` run).
+pub async fn seed_with_history(db: &DatabaseConnection) -> Result<Demo> {
+    let demo = seed(db).await?;
+    let has_history = usage_events::Entity::find()
+        .filter(usage_events::Column::TenantId.eq(demo.tenant_id))
+        .one(db)
+        .await?
+        .is_some();
+    if !has_history {
+        let started = std::time::Instant::now();
+        let stored = history::generate(db, demo.tenant_id, &demo.keys, Utc::now()).await?;
+        tracing::info!(
+            events = stored,
+            seconds = started.elapsed().as_secs_f64(),
+            "demo traffic history stored"
+        );
+    }
+    Ok(demo)
 }
 
 async fn ensure_plan(db: &impl ConnectionTrait) -> Result<Uuid> {
@@ -168,14 +190,14 @@ async fn ensure_key(
     name: &str,
     secret: &KeySecret,
     per_minute: i64,
-) -> Result<()> {
+) -> Result<Uuid> {
     let hash = secret.hash();
     let existing = api_keys::Entity::find()
         .filter(api_keys::Column::KeyHash.eq(&hash))
         .one(db)
         .await?;
-    if existing.is_some() {
-        return Ok(());
+    if let Some(key) = existing {
+        return Ok(key.id);
     }
     let now = Utc::now();
     let key = api_keys::ActiveModel {
@@ -194,6 +216,5 @@ async fn ensure_key(
         updated_at: Set(now),
         ..Default::default()
     };
-    key.insert(db).await?;
-    Ok(())
+    Ok(key.insert(db).await?.id)
 }

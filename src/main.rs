@@ -96,10 +96,16 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             println!("{done}");
             Ok(())
         }
+        Command::Export(args) => {
+            let conn = db::connect(&settings.database).await?;
+            db::migrate(&conn).await?;
+            tollgate::commands::export(&conn, args).await?;
+            Ok(())
+        }
         Command::Demo => {
             let conn = db::connect(&settings.database).await?;
             db::migrate(&conn).await?;
-            let demo = demo::seed(&conn).await?;
+            let demo = demo::seed_with_history(&conn).await?;
             println!("{}", demo.describe(&settings.public_url()));
             Ok(())
         }
@@ -116,7 +122,7 @@ async fn serve(settings: Settings, with_demo: bool) -> anyhow::Result<()> {
         app.port()
     );
     if with_demo {
-        let demo = demo::seed(&state.db).await?;
+        let demo = demo::seed_with_history(&state.db).await?;
         println!("{}", demo.describe(&url));
     }
     tracing::info!(%url, docs = %format!("{url}/docs/"), "tollgate listening");

@@ -18,7 +18,7 @@ use crate::{
     keys::{cache::KeyCache, events::KeyEvents},
     kv::Redis,
     limits::Limiter,
-    metering::{self, Recorder},
+    metering::{self, Recorder, live::LiveHub},
     state::AppState,
     telemetry,
 };
@@ -42,7 +42,14 @@ impl Application {
             .with_context(|| format!("binding {}", settings.server.addr))?;
         let port = listener.local_addr()?.port();
         let grace = Duration::from_secs(settings.server.shutdown_timeout_secs);
-        let metering = metering::start(state.db.clone(), &settings.metering, grace)?;
+        let cancel = CancellationToken::new();
+        state.live = LiveHub::start(cancel.clone());
+        let metering = metering::start(
+            state.db.clone(),
+            &settings.metering,
+            grace,
+            state.live.clone(),
+        )?;
         state.recorder = metering.recorder();
         let known = web::Data::new(KnownRoutes::from_openapi(&http::openapi::spec()));
         let app_state = state.clone();
@@ -53,7 +60,6 @@ impl Application {
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);
         }
-        let cancel = CancellationToken::new();
         let mut background = if settings.jobs.in_process {
             jobs::spawn_all(&state, &cancel)
         } else {
@@ -131,6 +137,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         redis,
         crypto,
         recorder: Recorder::disabled(),
+        live: LiveHub::default(),
         key_cache,
         limiter,
         key_events,

@@ -11,7 +11,7 @@ use crate::{
     keys::{cache::KeyCache, events::KeyEvents},
     kv::Redis,
     limits::Limiter,
-    metering::Recorder,
+    metering::{Recorder, live::LiveHub},
 };
 
 #[derive(Clone)]
@@ -23,6 +23,8 @@ pub struct AppState {
     pub crypto: MasterKey,
     /// Records usage events without waiting (`metering`); disabled outside `serve`.
     pub recorder: Recorder,
+    /// Committed events for the live feed (`metering::live`); silent outside `serve`.
+    pub live: LiveHub,
     /// API keys of the hot path, resolved in-process (`keys::cache`).
     pub key_cache: KeyCache,
     /// Announces key changes to every node's cache (`keys::events`).

@@ -92,7 +92,7 @@ async fn create_usage_events(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
     Ok(())
 }
 
-async fn create_usage_rollups(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+pub(crate) async fn create_usage_rollups(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
     manager
         .create_table(
             Table::create()

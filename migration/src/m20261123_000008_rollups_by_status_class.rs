@@ -67,11 +67,12 @@ impl MigrationTrait for Migration {
             .await
     }
 
-    async fn down(&self, _manager: &SchemaManager) -> Result<(), DbErr> {
-        // The first version's table held no data; going back means re-running 000003.
-        Err(DbErr::Migration(
-            "usage_rollups by status class cannot be rolled back".into(),
-        ))
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // Back to the first version's (empty) table; its rows cannot be converted back.
+        manager
+            .drop_table(Table::drop().table(UsageRollups::Table).to_owned())
+            .await?;
+        crate::m20261123_000003_usage::create_usage_rollups(manager).await
     }
 }
 

@@ -3,12 +3,14 @@
 //! it as is, so tenant scoping cannot be forgotten by a handler.
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
+use sea_orm::{ColumnTrait, Condition};
 use uuid::Uuid;
 
 use crate::{
     Error, Result,
+    config::RetentionSettings,
     ids::TenantId,
-    metering::rollup::Granularity,
+    metering::{retention::horizon, rollup::Granularity},
     tenancy::{Permission, Principal},
 };
 
@@ -92,6 +94,33 @@ impl Window {
             floor + Duration::minutes(1)
         };
         Ok(Self { from, to })
+    }
+
+    /// The window with each edge older than a granularity's retention rounded outward to the
+    /// next coarser bucket: minute rollups kept 7 days mean an edge 10 days ago is counted
+    /// from its whole hour (the minute rows there are gone).
+    pub fn within_retention(self, retention: &RetentionSettings, now: DateTime<Utc>) -> Self {
+        let coarser = |at: DateTime<Utc>, up: bool| {
+            let mut at = at;
+            for (finer, coarse) in [
+                (Granularity::Minute, Granularity::Hour),
+                (Granularity::Hour, Granularity::Day),
+            ] {
+                if at < horizon(now, retention.days(finer)) {
+                    let floor = coarse.truncate(at);
+                    at = if up && floor != at {
+                        floor + coarse.step()
+                    } else {
+                        floor
+                    };
+                }
+            }
+            at
+        };
+        Self {
+            from: coarser(self.from, false),
+            to: coarser(self.to, true),
+        }
     }
 
     pub fn span(&self) -> Duration {
@@ -207,6 +236,43 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// The filter as a condition on `usage_rollups`.
+    pub fn on_rollups(&self) -> Condition {
+        use crate::entities::usage_rollups::Column;
+        let condition = self.common(Column::KeyId, Column::Endpoint, Column::Method);
+        match self.status_class {
+            Some(class) => condition.add(Column::StatusClass.eq(class)),
+            None => condition,
+        }
+    }
+
+    /// The filter as a condition on `usage_events`: a status class is a range of codes, with
+    /// the classes of `metering::rollup::status_class` (below 200 is 1xx, 500 and up 5xx).
+    pub fn on_events(&self) -> Condition {
+        use crate::entities::usage_events::Column;
+        let condition = self.common(Column::KeyId, Column::Endpoint, Column::Method);
+        match self.status_class {
+            None => condition,
+            Some(1) => condition.add(Column::StatusCode.lt(200)),
+            Some(5) => condition.add(Column::StatusCode.gte(500)),
+            Some(class) => condition.add(Column::StatusCode.between(class * 100, class * 100 + 99)),
+        }
+    }
+
+    fn common<C: ColumnTrait>(&self, key: C, endpoint: C, method: C) -> Condition {
+        let mut condition = Condition::all();
+        if let Some(id) = self.key_id {
+            condition = condition.add(key.eq(id));
+        }
+        if let Some(value) = &self.endpoint {
+            condition = condition.add(endpoint.eq(value.as_str()));
+        }
+        if let Some(value) = &self.method {
+            condition = condition.add(method.eq(value.as_str()));
+        }
+        condition
+    }
+
     /// Parses a `status_class` parameter: `2xx` (or `2`) … `5xx`.
     pub fn parse_status_class(raw: &str) -> Result<i16> {
         let digit = raw.strip_suffix("xx").unwrap_or(raw);
@@ -303,5 +369,30 @@ mod tests {
         assert!(Window::new(Some(at(1, 0, 0) - Duration::days(2000)), Some(now), now).is_err());
         assert_eq!(Filter::parse_status_class("4xx").unwrap(), 4);
         assert!(Filter::parse_status_class("6xx").is_err());
+    }
+
+    #[test]
+    fn edges_older_than_a_granularity_s_retention_round_to_coarser_buckets() {
+        let retention = RetentionSettings {
+            events_days: 90,
+            minute_rollups_days: 1,
+            hour_rollups_days: 2,
+            day_rollups_days: 30,
+        };
+        let now = at(23, 12, 0);
+        let recent = Window {
+            from: at(23, 10, 7),
+            to: at(23, 11, 59),
+        };
+        assert_eq!(recent.within_retention(&retention, now), recent);
+        let older = Window {
+            from: at(21, 8, 7),
+            to: at(22, 8, 15),
+        };
+        let expected = Window {
+            from: at(21, 0, 0),
+            to: at(22, 9, 0),
+        };
+        assert_eq!(older.within_retention(&retention, now), expected);
     }
 }

@@ -43,8 +43,11 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .configure(routes::account::configure)
         .configure(routes::members::configure)
         .configure(routes::audit::configure)
+        .configure(routes::analytics::configure)
+        .configure(routes::live::configure)
         .configure(routes::keys::configure)
         .configure(routes::events::configure)
+        .configure(routes::exports::configure)
         .configure(routes::ping::configure)
         .configure(routes::verify::configure);
 }

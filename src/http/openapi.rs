@@ -32,6 +32,8 @@ pub const SPEC_PATH: &str = "openapi/openapi.json";
         (name = "keys", description = "API keys: create, rotate, revoke, limits, import."),
         (name = "members", description = "Who belongs to the active tenant, and with which role."),
         (name = "audit", description = "The audit log of administrative actions."),
+        (name = "analytics", description = "Usage over time, per endpoint and per key, from the rollups."),
+        (name = "exports", description = "Usage exports (CSV or JSON), streamed, at bucket or raw-event level."),
         (name = "verify", description = "Calls authenticated by an API key (`X-API-Key`)."),
         (name = "events", description = "Usage events reported by services that meter themselves."),
         (name = "admin", description = "Platform administration across tenants."),

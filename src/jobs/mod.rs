@@ -62,7 +62,7 @@ pub fn spawn_all(state: &AppState, cancel: &CancellationToken) -> Vec<JoinHandle
 }
 
 async fn run_housekeeping(_: Tick, state: Data<AppState>) -> Result<(), BoxDynError> {
-    housekeeping::run(&state.db).await?;
+    housekeeping::run(&state.db, &state.settings.retention).await?;
     Ok(())
 }
 

@@ -17,8 +17,10 @@ use crate::config::MeteringSettings;
 mod buffer;
 pub mod event;
 pub mod ingest;
+pub mod live;
 pub mod metrics;
 mod replay;
+pub mod retention;
 pub mod rollup;
 pub mod sketch;
 pub mod spool;
@@ -41,6 +43,7 @@ pub fn start(
     db: DatabaseConnection,
     settings: &MeteringSettings,
     grace: Duration,
+    live: live::LiveHub,
 ) -> anyhow::Result<Pipeline> {
     metrics::describe();
     let spool = spool::Spool::open(&settings.spool_dir)?;
@@ -55,6 +58,7 @@ pub fn start(
         closing: closing.clone(),
         grace,
         replay: Default::default(),
+        live,
     };
     Ok(Pipeline {
         recorder,

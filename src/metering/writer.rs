@@ -37,6 +37,8 @@ pub(super) struct Writer {
     /// How long the shutdown may spend replaying the spool.
     pub grace: Duration,
     pub(super) replay: super::replay::ReplayState,
+    /// Told about every committed batch (the live feed).
+    pub live: super::live::LiveHub,
 }
 
 impl Writer {
@@ -139,6 +141,7 @@ impl Writer {
             .map_err(|_| DbErr::Custom("the batch write timed out".into()))?;
         written?;
         metrics::flushed(events.len(), started.elapsed().as_secs_f64());
+        self.live.publish(events);
         Ok(())
     }
 

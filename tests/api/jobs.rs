@@ -47,8 +47,10 @@ async fn housekeeping_deletes_expired_idempotency_keys_and_keeps_the_rest() {
         .await
         .unwrap();
 
-    housekeeping::run(db).await.unwrap();
-    housekeeping::run(db)
+    housekeeping::run(db, &app.state.settings.retention)
+        .await
+        .unwrap();
+    housekeeping::run(db, &app.state.settings.retention)
         .await
         .expect("a second run is harmless");
 

@@ -5,12 +5,14 @@
 
 mod helpers;
 
+mod analytics;
 mod audit;
 mod auth;
 mod backends;
 mod cli;
 mod config;
 mod errors;
+mod exports;
 mod gateway;
 mod hot_path;
 mod hot_path_faults;
@@ -19,6 +21,7 @@ mod jwt;
 mod key_cache;
 mod keys;
 mod limits;
+mod live;
 mod members;
 mod metering;
 mod migrations;

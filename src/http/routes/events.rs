@@ -108,10 +108,10 @@ async fn ingest_events(
                 tenant_id: key.0.tenant_id,
                 key_id: key.0.id,
             };
-            ingest::ingest(&state.db, who, events, max).await?
+            ingest::ingest(&state.db, who, events, max, &state.live).await?
         }
         EventSender::Member(scope) => {
-            ingest::ingest(&state.db, Ingester::Member(scope), events, max).await?
+            ingest::ingest(&state.db, Ingester::Member(scope), events, max, &state.live).await?
         }
     };
     Ok(HttpResponse::Accepted().json(EventsAcceptedOut {

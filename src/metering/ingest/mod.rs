@@ -16,7 +16,7 @@ use crate::{
     error::{Error, ErrorKind, FieldError, Result},
     ids::{KeyId, TenantId},
     keys,
-    metering::{UsageEvent, store},
+    metering::{UsageEvent, live::LiveHub, store},
     tenancy::TenantScope,
 };
 
@@ -48,6 +48,7 @@ pub async fn ingest(
     who: Ingester<'_>,
     raw: Vec<serde_json::Value>,
     max_batch: usize,
+    live: &LiveHub,
 ) -> Result<Outcome> {
     check_size(raw.len(), max_batch)?;
     let to = who.attribution();
@@ -68,6 +69,10 @@ pub async fn ingest(
     }
     let events: Vec<UsageEvent> = events.into_iter().map(|(_, _, e)| e).collect();
     let accepted = store::insert_events(db, &events).await?;
+    // The live feed shows new calls only: a batch holding re-sent events is left out whole.
+    if accepted == total as u64 {
+        live.publish(&events);
+    }
     Ok(Outcome {
         accepted,
         duplicates: total as u64 - accepted,

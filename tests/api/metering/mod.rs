@@ -17,6 +17,7 @@ use crate::helpers::{Member, TestApp};
 
 mod ingest;
 mod pipeline;
+mod retention;
 mod rollups;
 mod shutdown;
 
