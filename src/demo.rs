@@ -98,25 +98,32 @@ pub async fn seed(db: &DatabaseConnection) -> Result<Demo> {
     Ok(Demo { tenant_id, keys })
 }
 
-/// [`seed`], plus the 30-day traffic history when the demo tenant has no usage yet (what
-/// `tollgate demo` and `serve --demo` run).
+/// [`seed`], plus the 30-day traffic history ([`ensure_history`]): what `tollgate demo` runs.
 pub async fn seed_with_history(db: &DatabaseConnection) -> Result<Demo> {
     let demo = seed(db).await?;
+    ensure_history(db, &demo).await?;
+    Ok(demo)
+}
+
+/// Stores the demo tenant's 30-day traffic history unless it has usage already (`serve
+/// --demo` runs this in the background). Newest first: cut short, the recent days exist.
+pub async fn ensure_history(db: &DatabaseConnection, demo: &Demo) -> Result<()> {
     let has_history = usage_events::Entity::find()
         .filter(usage_events::Column::TenantId.eq(demo.tenant_id))
         .one(db)
         .await?
         .is_some();
-    if !has_history {
-        let started = std::time::Instant::now();
-        let stored = history::generate(db, demo.tenant_id, &demo.keys, Utc::now()).await?;
-        tracing::info!(
-            events = stored,
-            seconds = started.elapsed().as_secs_f64(),
-            "demo traffic history stored"
-        );
+    if has_history {
+        return Ok(());
     }
-    Ok(demo)
+    let started = std::time::Instant::now();
+    let stored = history::generate(db, demo.tenant_id, &demo.keys, Utc::now()).await?;
+    tracing::info!(
+        events = stored,
+        seconds = started.elapsed().as_secs_f64(),
+        "demo traffic history stored"
+    );
+    Ok(())
 }
 
 async fn ensure_plan(db: &impl ConnectionTrait) -> Result<Uuid> {

@@ -122,8 +122,14 @@ async fn serve(settings: Settings, with_demo: bool) -> anyhow::Result<()> {
         app.port()
     );
     if with_demo {
-        let demo = demo::seed_with_history(&state.db).await?;
+        let demo = demo::seed(&state.db).await?;
         println!("{}", demo.describe(&url));
+        let db = state.db.clone();
+        tokio::spawn(async move {
+            if let Err(err) = demo::ensure_history(&db, &demo).await {
+                tracing::warn!(error = %err, "storing the demo traffic history failed");
+            }
+        });
     }
     tracing::info!(%url, docs = %format!("{url}/docs/"), "tollgate listening");
     startup::cancel_on_signals(app.cancel_token());

@@ -8,7 +8,8 @@
 //!   days ago;
 //! - per-endpoint latency spreads, token use and cost on the render endpoint.
 //!
-//! Deterministic (seeded), so two runs draw the same shape.
+//! Deterministic (seeded), so two runs draw the same shape. Hours are generated newest first,
+//! so an interrupted run leaves the most recent days complete.
 
 use std::sync::Arc;
 
@@ -136,8 +137,8 @@ pub async fn generate(
     let spike_to = spike_from + Duration::hours(3);
     let mut batch: Vec<UsageEvent> = Vec::with_capacity(BATCH);
     let mut stored = 0;
-    let mut hour = start;
-    while hour < end {
+    let mut hour = end - Duration::hours(1);
+    while hour >= start {
         for profile in &PROFILES {
             let Some((_, key_id)) = keys.iter().find(|(name, _)| *name == profile.key) else {
                 continue;
@@ -203,7 +204,7 @@ pub async fn generate(
                 }
             }
         }
-        hour += Duration::hours(1);
+        hour -= Duration::hours(1);
     }
     stored += insert_events(db, &batch).await?;
     Ok(stored)

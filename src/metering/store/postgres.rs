@@ -138,18 +138,19 @@ static UPSERT_ROLLUPS: LazyLock<String> = LazyLock::new(|| {
            $6::text[], $7::int2[], $8::int8[], $9::text[], $10::int8[], $11::int8[], \
            $12::int8[], $13::int8[], $14::int8[], $15::int8[], $16::int8[], $17::bytea[]) \
          AS v(g, b, t, k, e, m, c, n, codes, bi, bo, ti, tou, cost, ls, lm, sk) {}",
-        rollups::on_conflict("GREATEST"),
+        rollups::on_conflict("GREATEST", ", ctid::text AS tid"),
         columns = rollups::COLUMNS.join(", "),
     )
 });
 
-/// Writes back merged status codes and sketches of rows that existed.
+/// Writes back merged status codes and sketches of rows that existed, found by the physical
+/// address the upsert returned (a TID scan: this transaction holds their row locks, so the
+/// address is still theirs). Matching on the seven key columns instead let the planner pick
+/// the narrower tenant index and filter hundreds of rows per lookup.
 const MERGE_ROLLUPS: &str = "UPDATE usage_rollups r \
      SET status_codes = v.codes::jsonb, latency_sketch = v.sk \
-     FROM unnest($1::text[], $2::timestamptz[], $3::uuid[], $4::uuid[], $5::text[], \
-       $6::text[], $7::int2[], $8::text[], $9::bytea[]) AS v(g, b, t, k, e, m, c, codes, sk) \
-     WHERE r.granularity = v.g AND r.bucket_start = v.b AND r.tenant_id = v.t \
-     AND r.key_id = v.k AND r.endpoint = v.e AND r.method = v.m AND r.status_class = v.c";
+     FROM unnest($1::text[], $2::text[], $3::bytea[]) AS v(tid, codes, sk) \
+     WHERE r.ctid = v.tid::tid";
 
 /// Adds `deltas` to `usage_rollups` (see [`rollups`]).
 async fn add_rollups(conn: &mut PgConnection, deltas: &Deltas) -> Result<(), sqlx::Error> {
@@ -195,7 +196,7 @@ async fn add_rollups(conn: &mut PgConnection, deltas: &Deltas) -> Result<(), sql
         .bind(Utc::now())
         .fetch_all(&mut *conn)
         .await?;
-    let mut merges: Vec<(RowKey, (String, Vec<u8>))> = Vec::new();
+    let mut merges: Vec<(String, (String, Vec<u8>))> = Vec::new();
     for row in returned {
         let key: RowKey = (
             row.try_get("granularity")?,
@@ -213,20 +214,19 @@ async fn add_rollups(conn: &mut PgConnection, deltas: &Deltas) -> Result<(), sql
             .merged(&key, count, &codes, &sketch)
             .map_err(|detail| sqlx::Error::Protocol(format!("usage_rollups: {detail}")))?
         {
-            merges.push((key, merged));
+            merges.push((row.try_get("tid")?, merged));
         }
     }
     if merges.is_empty() {
         return Ok(());
     }
     sqlx::query(MERGE_ROLLUPS)
-        .bind(merges.iter().map(|(k, _)| k.0.as_str()).collect::<Vec<_>>())
-        .bind(merges.iter().map(|(k, _)| k.1).collect::<Vec<_>>())
-        .bind(merges.iter().map(|(k, _)| k.2).collect::<Vec<_>>())
-        .bind(merges.iter().map(|(k, _)| k.3).collect::<Vec<_>>())
-        .bind(merges.iter().map(|(k, _)| k.4.as_str()).collect::<Vec<_>>())
-        .bind(merges.iter().map(|(k, _)| k.5.as_str()).collect::<Vec<_>>())
-        .bind(merges.iter().map(|(k, _)| k.6).collect::<Vec<_>>())
+        .bind(
+            merges
+                .iter()
+                .map(|(tid, _)| tid.as_str())
+                .collect::<Vec<_>>(),
+        )
         .bind(merges.iter().map(|(_, m)| m.0.as_str()).collect::<Vec<_>>())
         .bind(
             merges

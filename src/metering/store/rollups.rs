@@ -123,8 +123,9 @@ pub(super) const COLUMNS: [&str; 18] = [
 pub(super) const KEY: &str =
     "granularity, bucket_start, tenant_id, key_id, endpoint, method, status_class";
 
-/// What the upsert adds on conflict; `max` is the backend's two-argument maximum.
-pub(super) fn on_conflict(max: &str) -> String {
+/// What the upsert adds on conflict; `max` is the backend's two-argument maximum, `extra`
+/// more columns to return.
+pub(super) fn on_conflict(max: &str, extra: &str) -> String {
     let add = [
         "count",
         "bytes_in",
@@ -140,6 +141,6 @@ pub(super) fn on_conflict(max: &str) -> String {
         "ON CONFLICT ({KEY}) DO UPDATE SET {add}, \
          latency_max_us = {max}(usage_rollups.latency_max_us, excluded.latency_max_us), \
          updated_at = excluded.updated_at \
-         RETURNING {KEY}, count, status_codes, latency_sketch"
+         RETURNING {KEY}, count, status_codes, latency_sketch{extra}"
     )
 }

@@ -74,7 +74,7 @@ async fn add_rollups(txn: &DatabaseTransaction, deltas: &Deltas) -> Result<(), D
         let sql = format!(
             "INSERT INTO usage_rollups ({}) VALUES {placeholders} {}",
             rollups::COLUMNS.join(", "),
-            rollups::on_conflict("max")
+            rollups::on_conflict("max", "")
         );
         let mut values: Vec<Value> = Vec::with_capacity(rows.len() * 18);
         for (i, (key, t)) in rows.iter().enumerate() {
