@@ -22,12 +22,16 @@ pub struct Acc {
 impl Acc {
     pub fn add(&mut self, row: &usage_rollups::Model, currency: &str) -> Result<()> {
         let totals = Totals::from_row(row).map_err(Error::internal)?;
+        self.add_totals(&totals, &row.method, currency);
+        Ok(())
+    }
+
+    fn add_totals(&mut self, totals: &Totals, method: &str, currency: &str) {
         *self.cost.entry(currency.to_owned()).or_default() += totals.cost_nanos;
-        if matches!(row.method.as_str(), "GET" | "HEAD" | "OPTIONS") {
+        if matches!(method, "GET" | "HEAD" | "OPTIONS") {
             self.reads += totals.count;
         }
-        self.totals.merge(&totals);
-        Ok(())
+        self.totals.merge(totals);
     }
 
     pub fn stats(&self) -> Stats {
@@ -150,11 +154,7 @@ impl Acc {
         let mut totals = Totals::from_row(row).map_err(Error::internal)?;
         totals.count = n;
         totals.status_codes = BTreeMap::from([(code, n)]);
-        *self.cost.entry(currency.to_owned()).or_default() += totals.cost_nanos;
-        if matches!(row.method.as_str(), "GET" | "HEAD" | "OPTIONS") {
-            self.reads += n;
-        }
-        self.totals.merge(&totals);
+        self.add_totals(&totals, &row.method, currency);
         Ok(())
     }
 }

@@ -125,11 +125,7 @@ impl Totals {
 
     /// The stored form of `status_codes`: `{"200": 17}`.
     pub fn status_codes_json(&self) -> serde_json::Value {
-        self.status_codes
-            .iter()
-            .map(|(code, n)| (code.to_string(), serde_json::Value::from(*n)))
-            .collect::<serde_json::Map<_, _>>()
-            .into()
+        status_codes_json(&self.status_codes)
     }
 
     /// The totals of one stored row.
@@ -149,6 +145,15 @@ impl Totals {
             latency,
         })
     }
+}
+
+/// Counts per status code in their stored form, `{"200": 17}`.
+pub fn status_codes_json(codes: &BTreeMap<u16, i64>) -> serde_json::Value {
+    codes
+        .iter()
+        .map(|(code, n)| (code.to_string(), serde_json::Value::from(*n)))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 /// Reads a stored `{"200": 17}` object.

@@ -28,6 +28,25 @@ pub async fn insert_events(db: &DatabaseConnection, events: &[UsageEvent]) -> Re
     }
 }
 
+/// Per key: how many of `events` it made and the latest time, sorted by key id (so
+/// concurrent writers usually lock shared key rows in the same order; a deadlock fails the
+/// batch, which is then retried).
+fn per_key<'a>(
+    events: impl IntoIterator<Item = &'a UsageEvent>,
+) -> Vec<(uuid::Uuid, (i64, chrono::DateTime<chrono::Utc>))> {
+    let mut totals: std::collections::HashMap<_, (i64, _)> = Default::default();
+    for e in events {
+        if let Some(key) = e.key_id {
+            let entry = totals.entry(key.0).or_insert((0, e.occurred_at));
+            entry.0 += 1;
+            entry.1 = entry.1.max(e.occurred_at);
+        }
+    }
+    let mut rows: Vec<_> = totals.into_iter().collect();
+    rows.sort_unstable_by_key(|(id, _)| *id);
+    rows
+}
+
 /// The binary `COPY` payload of `events` in [`COLUMNS`] order (public for the ingestion
 /// benchmark's raw-`COPY` baseline).
 pub fn copy_payload(events: &[UsageEvent]) -> Vec<u8> {

@@ -11,10 +11,7 @@
 //! Either way the rollups of exactly the inserted events are added in the same transaction
 //! (`rollups.rs`).
 
-use std::{
-    collections::{HashMap, HashSet},
-    sync::LazyLock,
-};
+use std::{collections::HashSet, sync::LazyLock};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -254,18 +251,7 @@ async fn send_copy(
 
 /// Per-key event counts and latest times, as the three arrays of [`BUMP_KEYS`].
 fn per_key(events: &[UsageEvent]) -> (Vec<Uuid>, Vec<i64>, Vec<DateTime<Utc>>) {
-    let mut totals: HashMap<Uuid, (i64, DateTime<Utc>)> = HashMap::new();
-    for e in events {
-        if let Some(key) = e.key_id {
-            let entry = totals.entry(key.0).or_insert((0, e.occurred_at));
-            entry.0 += 1;
-            entry.1 = entry.1.max(e.occurred_at);
-        }
-    }
-    let mut rows: Vec<_> = totals.into_iter().collect();
-    // Sorted, so concurrent writers usually lock shared keys in the same order (a deadlock
-    // fails the batch, which is then retried).
-    rows.sort_unstable_by_key(|(id, _)| *id);
+    let rows = super::per_key(events);
     let ids = rows.iter().map(|(id, _)| *id).collect();
     let counts = rows.iter().map(|(_, (n, _))| *n).collect();
     let lasts = rows.iter().map(|(_, (_, last))| *last).collect();

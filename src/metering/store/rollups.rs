@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::metering::{
     UsageEvent,
-    rollup::{self, RollupKey, Totals, parse_status_codes},
+    rollup::{self, RollupKey, Totals, parse_status_codes, status_codes_json},
     sketch::LatencySketch,
 };
 
@@ -74,12 +74,8 @@ impl Deltas {
         }
         let mut sketch = LatencySketch::decode(stored_sketch).map_err(|err| err.to_string())?;
         sketch.merge(&delta.latency);
-        let merged = Totals {
-            status_codes: codes,
-            ..Totals::default()
-        };
         Ok(Some((
-            merged.status_codes_json().to_string(),
+            status_codes_json(&codes).to_string(),
             sketch.encode(),
         )))
     }

@@ -2,9 +2,9 @@
 //! under SQLite's bound-parameter limit), one counter update per key and the rollups of the
 //! inserted events, in one transaction.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, Statement,
     TransactionTrait, Value,
@@ -40,15 +40,7 @@ pub async fn insert(db: &DatabaseConnection, events: &[UsageEvent]) -> Result<u6
         // The first copy of each inserted id (a batch may hold the same event twice).
         false => events.iter().filter(|e| inserted.remove(&e.id)).collect(),
     };
-    let mut per_key: HashMap<Uuid, (i64, DateTime<Utc>)> = HashMap::new();
-    for e in &stored {
-        if let Some(key) = e.key_id {
-            let entry = per_key.entry(key.0).or_insert((0, e.occurred_at));
-            entry.0 += 1;
-            entry.1 = entry.1.max(e.occurred_at);
-        }
-    }
-    for (key, (count, last)) in per_key {
+    for (key, (count, last)) in super::per_key(stored.iter().copied()) {
         let values = [count.into(), last.into(), last.into(), key.into()];
         txn.execute_raw(Statement::from_sql_and_values(backend, BUMP_KEY, values))
             .await?;

@@ -22,7 +22,6 @@ use tollgate::{
         store::insert_events,
     },
 };
-use uuid::Uuid;
 
 use crate::helpers::{TestApp, spawn_app};
 
@@ -235,5 +234,4 @@ async fn a_late_event_merges_into_its_existing_bucket() {
         );
         assert_eq!(totals.latency.count(), 3);
     }
-    let _ = Uuid::nil();
 }
