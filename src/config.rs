@@ -80,6 +80,8 @@ pub struct AuthSettings {
     pub jwt_issuer: String,
     pub jwt_audience: String,
     pub access_token_ttl_secs: u64,
+    /// Lifetime of a dashboard session (the cookie carries a token of this lifetime).
+    pub session_ttl_secs: u64,
     pub open_signup: bool,
 }
 
@@ -336,6 +338,7 @@ impl Settings {
             "auth.access_token_ttl_secs",
             self.auth.access_token_ttl_secs,
         )?;
+        positive("auth.session_ttl_secs", self.auth.session_ttl_secs)?;
         positive("limits.per_minute", self.limits.per_minute)?;
         positive("limits.per_hour", self.limits.per_hour)?;
         positive("limits.per_day", self.limits.per_day)?;

@@ -25,7 +25,7 @@ pub const ADMIN_EMAIL: &str = "admin@tollgate.example";
 pub const PASSWORD: &str = "tollgate-demo-password";
 
 /// The demo keys: name, secret, per-minute limit.
-const KEYS: [(&str, &str, i64); 3] = [
+pub(crate) const KEYS: [(&str, &str, i64); 3] = [
     (
         "render-farm",
         "tg_live_demoRenderFarm0000000000000000000000000",
@@ -58,6 +58,7 @@ impl Demo {
             .collect();
         format!(
             "Demo tenant `{TENANT_SLUG}` ({}) is ready.\n  \
+             Dashboard: {base_url}/dashboard/\n  \
              API docs: {base_url}/docs/   Health: {base_url}/readyz\n  \
              Merchant login: {OWNER_EMAIL} / {PASSWORD}\n  \
              Platform admin: {ADMIN_EMAIL} / {PASSWORD}\n  \
@@ -69,6 +70,11 @@ impl Demo {
 }
 
 pub mod history;
+
+/// The demo logins, for the dashboard's login page.
+pub fn login_hint() -> String {
+    format!("Demo: {OWNER_EMAIL} (merchant) or {ADMIN_EMAIL} (platform admin), password {PASSWORD}")
+}
 
 pub async fn seed(db: &DatabaseConnection) -> Result<Demo> {
     // The plan first: new tenants take the default plan.
@@ -101,13 +107,14 @@ pub async fn seed(db: &DatabaseConnection) -> Result<Demo> {
 /// [`seed`], plus the 30-day traffic history ([`ensure_history`]): what `tollgate demo` runs.
 pub async fn seed_with_history(db: &DatabaseConnection) -> Result<Demo> {
     let demo = seed(db).await?;
-    ensure_history(db, &demo).await?;
+    ensure_history(db, &demo, history::DAYS).await?;
     Ok(demo)
 }
 
-/// Stores the demo tenant's 30-day traffic history unless it has usage already (`serve
-/// --demo` runs this in the background). Newest first: cut short, the recent days exist.
-pub async fn ensure_history(db: &DatabaseConnection, demo: &Demo) -> Result<()> {
+/// Stores `days` of the demo tenant's traffic history (30 for the demo) unless it has usage
+/// already (`serve --demo` runs this in the background). Newest first: cut short, the recent
+/// days exist.
+pub async fn ensure_history(db: &DatabaseConnection, demo: &Demo, days: i64) -> Result<()> {
     let has_history = usage_events::Entity::find()
         .filter(usage_events::Column::TenantId.eq(demo.tenant_id))
         .one(db)
@@ -117,7 +124,7 @@ pub async fn ensure_history(db: &DatabaseConnection, demo: &Demo) -> Result<()> 
         return Ok(());
     }
     let started = std::time::Instant::now();
-    let stored = history::generate(db, demo.tenant_id, &demo.keys, Utc::now()).await?;
+    let stored = history::generate(db, demo.tenant_id, &demo.keys, Utc::now(), days).await?;
     tracing::info!(
         events = stored,
         seconds = started.elapsed().as_secs_f64(),

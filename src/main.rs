@@ -124,9 +124,10 @@ async fn serve(settings: Settings, with_demo: bool) -> anyhow::Result<()> {
     if with_demo {
         let demo = demo::seed(&state.db).await?;
         println!("{}", demo.describe(&url));
+        let _ = state.demo_login.set(demo::login_hint());
         let db = state.db.clone();
         tokio::spawn(async move {
-            if let Err(err) = demo::ensure_history(&db, &demo).await {
+            if let Err(err) = demo::ensure_history(&db, &demo, demo::history::DAYS).await {
                 tracing::warn!(error = %err, "storing the demo traffic history failed");
             }
         });

@@ -143,6 +143,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         key_events,
         gateway,
         settings: Arc::new(settings),
+        demo_login: Arc::default(),
     })
 }
 

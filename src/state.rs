@@ -1,6 +1,6 @@
 //! Shared application state handed to every handler and background task.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use sea_orm::DatabaseConnection;
 
@@ -34,4 +34,6 @@ pub struct AppState {
     /// The reverse proxy's routes and its upstream client (`gateway`).
     pub gateway: Gateway,
     pub settings: Arc<Settings>,
+    /// The demo logins, shown on the dashboard's login page when `serve --demo` seeded them.
+    pub demo_login: Arc<OnceLock<String>>,
 }

@@ -14,6 +14,7 @@ mod m20261123_000005_providers;
 mod m20261123_000006_alerts;
 mod m20261123_000007_audit_idempotency;
 mod m20261123_000008_rollups_by_status_class;
+mod m20261123_000009_usage_utilization;
 
 /// Runs Tollgate's migrations in order (`Migrator::up(&db, None)`).
 pub struct Migrator;
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000006_alerts::Migration),
             Box::new(m20261123_000007_audit_idempotency::Migration),
             Box::new(m20261123_000008_rollups_by_status_class::Migration),
+            Box::new(m20261123_000009_usage_utilization::Migration),
         ]
     }
 }

@@ -19,6 +19,7 @@ use crate::{
 
 pub mod drill;
 pub mod query;
+pub mod rate_limits;
 pub mod reports;
 pub mod store;
 

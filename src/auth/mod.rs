@@ -23,7 +23,7 @@ pub mod users;
 
 pub use account::{PasswordChange, change_password};
 pub use signup::{NewAccount, SignedUp, signup};
-pub use token::AccessToken;
+pub use token::{AccessToken, TokenUse};
 
 /// A PHC hash of a random password: verified against when the email is unknown, so a login
 /// for an unknown account takes as long as one with a wrong password.
@@ -34,6 +34,8 @@ pub struct Credentials<'a> {
     pub password: &'a str,
     pub tenant_id: Option<TenantId>,
     pub ip: Option<&'a str>,
+    /// The token to issue: an API token or a dashboard session.
+    pub token_use: TokenUse,
 }
 
 /// Password login. Unknown email and wrong password are the same 401; every attempt is
@@ -80,7 +82,7 @@ pub async fn login(
     let mut active: user_rows::ActiveModel = user.clone().into();
     active.last_login_at = Set(Some(Utc::now()));
     active.update(db).await?;
-    token::issue(settings, user.id.into(), tenant)
+    token::issue(settings, user.id.into(), tenant, creds.token_use)
 }
 
 /// A new token for the caller, acting in `tenant`: they must be a member of it, or a platform
@@ -90,13 +92,14 @@ pub async fn switch_tenant(
     settings: &AuthSettings,
     principal: &Principal,
     tenant: TenantId,
+    token_use: TokenUse,
 ) -> Result<AccessToken> {
     let who = Identity {
         user_id: principal.user_id,
         is_platform_admin: principal.is_platform_admin,
     };
     let chosen = choose_tenant(db, &who, Some(tenant)).await?;
-    token::issue(settings, principal.user_id, chosen)
+    token::issue(settings, principal.user_id, chosen, token_use)
 }
 
 /// What [`choose_tenant`] needs to know about the user.

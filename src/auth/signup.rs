@@ -77,7 +77,12 @@ pub async fn signup(
     };
     audit::record(&txn, &ctx, entry).await?;
     txn.commit().await?;
-    let token = token::issue(settings, user.id.into(), Some(tenant.id.into()))?;
+    let token = token::issue(
+        settings,
+        user.id.into(),
+        Some(tenant.id.into()),
+        token::TokenUse::Api,
+    )?;
     Ok(SignedUp {
         user,
         tenant,

@@ -29,13 +29,27 @@ pub struct AccessToken {
     pub expires_in: u64,
 }
 
+/// What a token is for, which sets its lifetime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenUse {
+    /// A bearer token for the API: `auth.access_token_ttl_secs`.
+    Api,
+    /// The dashboard's session cookie: `auth.session_ttl_secs`. It authenticates exactly like
+    /// an API token.
+    Session,
+}
+
 pub fn issue(
     settings: &AuthSettings,
     user: UserId,
     tenant: Option<TenantId>,
+    token_use: TokenUse,
 ) -> Result<AccessToken> {
     let now = Utc::now().timestamp();
-    let ttl = settings.access_token_ttl_secs;
+    let ttl = match token_use {
+        TokenUse::Api => settings.access_token_ttl_secs,
+        TokenUse::Session => settings.session_ttl_secs,
+    };
     let claims = Claims {
         sub: user,
         tid: tenant,

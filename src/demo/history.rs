@@ -122,17 +122,25 @@ fn status(rng: &mut SmallRng, spike: bool) -> u16 {
     }
 }
 
-/// Generates and stores the history of the demo tenant's keys (`(name, id)`), ending at
-/// `now`. Returns how many events were stored.
+fn per_minute_limit(key: &str) -> f64 {
+    super::KEYS
+        .iter()
+        .find(|(name, _, _)| *name == key)
+        .map_or(f64::INFINITY, |(_, _, limit)| *limit as f64)
+}
+
+/// Generates and stores `days` of history of the demo tenant's keys (`(name, id)`), ending
+/// at `now`. Returns how many events were stored.
 pub async fn generate(
     db: &DatabaseConnection,
     tenant: Uuid,
     keys: &[(&str, Uuid)],
     now: DateTime<Utc>,
+    days: i64,
 ) -> Result<u64> {
     let mut rng = SmallRng::seed_from_u64(20_261_123);
     let end = now.duration_trunc(Duration::hours(1)).unwrap_or(now);
-    let start = end - Duration::days(DAYS);
+    let start = end - Duration::days(days);
     let spike_from = end - Duration::days(9) + Duration::hours(3);
     let spike_to = spike_from + Duration::hours(3);
     let mut batch: Vec<UsageEvent> = Vec::with_capacity(BATCH);
@@ -150,6 +158,7 @@ pub async fn generate(
                 per_hour = 4_800.0;
             }
             let calls = (per_hour * (0.8 + 0.4 * rng.random::<f64>())) as usize;
+            let minute_limit = per_minute_limit(profile.key);
             for _ in 0..calls {
                 let pick: f64 = rng.random();
                 let mut acc = 0.0;
@@ -197,6 +206,12 @@ pub async fn generate(
                     rng.random_range(1..250),
                 ]));
                 e.user_agent = Some(Arc::from(profile.user_agent));
+                // The minute window as the limiter saw it: this hour's rate, give or take.
+                let per_minute = per_hour / 60.0 * (0.85 + 0.3 * rng.random::<f64>());
+                e.utilization[0] = (per_minute * 1000.0 / minute_limit).min(1000.0) as u16;
+                if code == 429 {
+                    e.utilization[0] = 1000;
+                }
                 batch.push(e);
                 if batch.len() == BATCH {
                     stored += insert_events(db, &batch).await?;

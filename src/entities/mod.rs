@@ -22,5 +22,6 @@ pub mod quota_requests;
 pub mod tenants;
 pub mod usage_events;
 pub mod usage_rollups;
+pub mod usage_utilization;
 pub mod users;
 pub mod webhook_endpoints;

@@ -47,12 +47,7 @@ pub async fn forward(
         Ok(admission) => admission,
         Err(err) => return err.error_response(),
     };
-    let event = hot_path::new_event(
-        &req,
-        &admission.key,
-        Source::Gateway,
-        route.template.clone(),
-    );
+    let event = hot_path::new_event(&req, &admission, Source::Gateway, route.template.clone());
     let meter = Meter::new(state.clone(), event, started);
     if let Some(refused) = rate_limit::refusal(&admission.decision, &admission.month) {
         return meter.answered(refused);

@@ -1,12 +1,14 @@
 //! The auth extractor: the only code that turns a request into a [`Principal`] (and, through
-//! it, a `TenantScope` or `AdminScope`). `Authorization: Bearer <access token>`.
+//! it, a `TenantScope` or `AdminScope`). `Authorization: Bearer <access token>`, or the
+//! dashboard's session cookie with its CSRF token on unsafe methods ([`super::session`]).
 
 use std::{future::Future, pin::Pin};
 
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, http::header, web};
 use tracing_actix_web::RequestId;
 
-use crate::{audit, auth, error::Error, state::AppState, tenancy::Principal};
+use super::session;
+use crate::{audit, auth, config::AuthSettings, error::Error, state::AppState, tenancy::Principal};
 
 /// The authenticated caller and the audit context of this request (IP, user agent, request
 /// id). Missing or invalid token -> 401 problem.
@@ -21,17 +23,35 @@ impl FromRequest for Caller {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
-        let bearer = bearer_token(req);
+        let token = state
+            .as_ref()
+            .ok_or_else(|| Error::internal(anyhow::anyhow!("AppState missing")))
+            .and_then(|state| presented_token(req, &state.settings.auth));
         let request = request_context(req);
         Box::pin(async move {
             let state =
                 state.ok_or_else(|| Error::internal(anyhow::anyhow!("AppState missing")))?;
-            let token = bearer?;
+            let token = token?;
             let principal = auth::authenticate(&state.db, &state.settings.auth, &token).await?;
             let audit = request.acting_as(principal.user_id, &principal.email);
             Ok(Caller { principal, audit })
         })
     }
+}
+
+/// The bearer token, else the session cookie's token (checking its CSRF token on unsafe
+/// methods).
+pub fn presented_token(req: &HttpRequest, settings: &AuthSettings) -> Result<String, Error> {
+    if req.headers().contains_key(header::AUTHORIZATION) {
+        return bearer_token(req);
+    }
+    let Some(session) = session::token(req) else {
+        return Err(Error::unauthorized(
+            "Missing access token (Authorization: Bearer …).",
+        ));
+    };
+    session::check_api_csrf(req, settings, &session)?;
+    Ok(session)
 }
 
 fn bearer_token(req: &HttpRequest) -> Result<String, Error> {

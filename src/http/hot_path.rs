@@ -39,6 +39,22 @@ pub struct Admission {
     pub month: month::MonthSpan,
 }
 
+impl Admission {
+    /// A usage event of this call: its tenant, key and the windows' utilization.
+    pub fn event(&self, source: Source, endpoint: Arc<str>, method: Arc<str>) -> UsageEvent {
+        let mut event = UsageEvent::new(
+            source,
+            self.key.tenant_id,
+            Some(self.key.id),
+            endpoint,
+            method,
+            0,
+        );
+        event.utilization = self.decision.utilization();
+        event
+    }
+}
+
 /// Resolves the presented secret and decides the call's windows (`cost` units). Shared by
 /// the middleware, the gateway and `/v1/verify`, so the three agree exactly.
 pub async fn admit(state: &AppState, presented: Option<&str>, cost: u64) -> Result<Admission> {
@@ -92,7 +108,7 @@ pub async fn metered(
                 .map_into_right_body());
         }
     };
-    let event = start_event(&req, &admission.key);
+    let event = start_event(&req, &admission);
     if let Some(refused) = rate_limit::refusal(&admission.decision, &admission.month) {
         finish(&state, event, started, 429, 0);
         return Ok(req.into_response(refused).map_into_right_body());
@@ -118,32 +134,25 @@ pub async fn metered(
     Ok(response.map_into_left_body())
 }
 
-fn start_event(req: &ServiceRequest, key: &CachedKey) -> UsageEvent {
+fn start_event(req: &ServiceRequest, admission: &Admission) -> UsageEvent {
     // Found once per request by the metrics middleware; matched here only without it.
     let known = req.extensions().get::<RoutePattern>().map(|p| p.0.clone());
     let endpoint: Arc<str> = known.unwrap_or_else(|| {
         req.match_pattern()
             .map_or_else(|| Arc::from("unmatched"), Arc::from)
     });
-    new_event(req.request(), key, Source::Middleware, endpoint)
+    new_event(req.request(), admission, Source::Middleware, endpoint)
 }
 
-/// The usage event of a call admitted with `key`, recorded as `endpoint`: method, request
+/// The usage event of a call admitted as `admission`, recorded as `endpoint`: method, request
 /// size, client IP and user agent from the request. Shared with the gateway.
 pub(crate) fn new_event(
     req: &HttpRequest,
-    key: &CachedKey,
+    admission: &Admission,
     source: Source,
     endpoint: Arc<str>,
 ) -> UsageEvent {
-    let mut event = UsageEvent::new(
-        source,
-        key.tenant_id,
-        Some(key.id),
-        endpoint,
-        method(req.method().as_str()),
-        0,
-    );
+    let mut event = admission.event(source, endpoint, method(req.method().as_str()));
     event.bytes_in = req
         .headers()
         .get(header::CONTENT_LENGTH)

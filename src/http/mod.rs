@@ -24,6 +24,7 @@ use crate::{
 
 pub mod api_key;
 pub mod auth;
+mod dashboard;
 pub mod extractors;
 pub mod hot_path;
 pub mod idempotency;
@@ -32,6 +33,7 @@ pub mod pagination;
 pub mod problem;
 pub mod rate_limit;
 mod routes;
+pub mod session;
 
 use extractors::BodyLimit;
 
@@ -44,6 +46,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .configure(routes::members::configure)
         .configure(routes::audit::configure)
         .configure(routes::analytics::configure)
+        .configure(routes::rate_limits::configure)
         .configure(routes::live::configure)
         .configure(routes::keys::configure)
         .configure(routes::events::configure)
@@ -78,6 +81,7 @@ pub fn app(
         .app_data(known_routes)
         .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api))
         .service(web::redirect("/docs", "/docs/"))
+        .configure(dashboard::configure)
         .configure(|cfg| gateway::configure(cfg, &proxy))
         .default_service(web::to(not_found_or_method_not_allowed))
         .wrap(from_fn(problem_fallback))
@@ -155,13 +159,14 @@ async fn problem_fallback(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let response = next.call(req).await?;
     let status = response.status();
-    // Our own error bodies are JSON already (problem+json, or health+json from /readyz).
-    let is_json = response
+    // Our own error bodies are JSON already (problem+json, or health+json from /readyz), or
+    // a dashboard page (the login form answering 401).
+    let ours = response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("json"));
-    if status.as_u16() < 400 || is_json || response.response().extensions().contains::<Relayed>() {
+        .is_some_and(|v| v.contains("json") || v.starts_with("text/html"));
+    if status.as_u16() < 400 || ours || response.response().extensions().contains::<Relayed>() {
         return Ok(response.map_into_left_body());
     }
     let detail = response

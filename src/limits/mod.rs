@@ -36,7 +36,7 @@ impl Quota {
     /// From a key's effective limits (minute, hour and day are always set there; a missing
     /// one is treated as no limit at all).
     pub fn from_limits(limits: &crate::keys::limits::Limits) -> Self {
-        let window = |v: Option<i64>| v.map_or(u64::MAX / 4, |v| v.max(0) as u64);
+        let window = |v: Option<i64>| v.map_or(windows::UNLIMITED, |v| v.max(0) as u64);
         Self {
             minute: window(limits.per_minute),
             hour: window(limits.per_hour),
@@ -98,6 +98,20 @@ impl Decision {
         WINDOW_NAMES
             .into_iter()
             .zip(self.sliding.iter().chain(self.month.iter()))
+    }
+
+    /// How full each window is (minute, hour, day, month), in per mille of its limit: what
+    /// the call's usage event carries for the utilization history. 0 for a window without a
+    /// limit (or no monthly quota).
+    pub fn utilization(&self) -> [u16; 4] {
+        let mut out = [0; 4];
+        for (slot, w) in out
+            .iter_mut()
+            .zip(self.sliding.iter().chain(self.month.iter()))
+        {
+            *slot = w.per_mille();
+        }
+        out
     }
 
     /// The window to name in a refusal (the one that blocks longest) and its retry delay.

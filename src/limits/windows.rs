@@ -64,7 +64,18 @@ impl WindowState {
     pub fn exceeded(&self) -> bool {
         self.retry_after_secs > 0
     }
+
+    /// `used` in per mille of `limit` (rounded down); 0 for an unlimited window.
+    pub fn per_mille(&self) -> u16 {
+        if self.limit == 0 || self.limit >= UNLIMITED {
+            return 0;
+        }
+        (self.used.saturating_mul(1000) / self.limit).min(u64::from(u16::MAX)) as u16
+    }
 }
+
+/// The limit standing for "no limit" in a window.
+pub const UNLIMITED: u64 = u64::MAX / 4;
 
 /// Judges one sliding window. `counts[i]` is the bucket `current - SLOTS + 1 + i` (oldest
 /// first, the current bucket last). `used` in the result excludes `cost`; the caller adds it

@@ -69,6 +69,10 @@ pub struct UsageEvent {
     pub ip: Option<IpAddr>,
     pub user_agent: Option<Arc<str>>,
     pub source: Source,
+    /// How full the key's windows were when the limiter decided this call (minute, hour,
+    /// day, month; per mille of each limit, 0 when unlimited or not decided here). Kept as
+    /// per-bucket peaks (`metering::utilization`), not stored with the raw event.
+    pub utilization: [u16; 4],
 }
 
 impl UsageEvent {
@@ -101,6 +105,7 @@ impl UsageEvent {
             ip: None,
             user_agent: None,
             source,
+            utilization: [0; 4],
         }
     }
 }
@@ -143,6 +148,7 @@ impl From<crate::entities::usage_events::Model> for UsageEvent {
             ip: row.ip.and_then(|ip| ip.parse().ok()),
             user_agent: row.user_agent.map(Arc::from),
             source: Source::parse(&row.source).unwrap_or(Source::Middleware),
+            utilization: [0; 4],
         }
     }
 }

@@ -25,6 +25,7 @@ pub mod rollup;
 pub mod sketch;
 pub mod spool;
 pub mod store;
+pub mod utilization;
 mod writer;
 
 pub use buffer::Recorder;

@@ -11,7 +11,7 @@ use sea_orm::{
 use super::rollup::Granularity;
 use crate::{
     config::RetentionSettings,
-    entities::{usage_events, usage_rollups},
+    entities::{usage_events, usage_rollups, usage_utilization},
 };
 
 /// What one run removed.
@@ -64,6 +64,12 @@ pub async fn run(
             .exec(db)
             .await?
             .rows_affected;
+        // Utilization history follows its rollups' horizon.
+        usage_utilization::Entity::delete_many()
+            .filter(usage_utilization::Column::Granularity.eq(granularity.as_str()))
+            .filter(usage_utilization::Column::BucketStart.lte(cutoff))
+            .exec(db)
+            .await?;
     }
     Ok(report)
 }

@@ -84,7 +84,7 @@ impl QuestionParams {
     }
 }
 
-fn ask(state: &AppState, caller: &Caller, params: &QuestionParams) -> Result<Question> {
+pub(super) fn ask(state: &AppState, caller: &Caller, params: &QuestionParams) -> Result<Question> {
     params.question(
         &caller.principal,
         Permission::Read,

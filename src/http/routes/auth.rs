@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::{
-    auth::{self, Credentials},
+    auth::{self, Credentials, TokenUse},
     entities::users as user_rows,
     error::{Error, Result},
     http::{
@@ -83,6 +83,7 @@ async fn login(
         password: &body.password,
         tenant_id: body.tenant_id,
         ip: ip.as_deref(),
+        token_use: TokenUse::Api,
     };
     let token = auth::login(&state.db, &state.settings.auth, creds).await?;
     Ok(token_response(token))
@@ -138,7 +139,14 @@ async fn switch_tenant(
     body: Json<SwitchTenantIn>,
 ) -> Result<HttpResponse> {
     let (settings, tenant) = (&state.settings.auth, body.0.tenant_id);
-    let token = auth::switch_tenant(&state.db, settings, &caller.principal, tenant).await?;
+    let token = auth::switch_tenant(
+        &state.db,
+        settings,
+        &caller.principal,
+        tenant,
+        TokenUse::Api,
+    )
+    .await?;
     Ok(token_response(token))
 }
 

@@ -2,7 +2,7 @@
 //! second (`metering::live`). Browsers cannot set headers on a WebSocket, so the access token
 //! may also come as `?access_token=`.
 
-use actix_web::{HttpRequest, HttpResponse, get, http::header, web};
+use actix_web::{HttpRequest, HttpResponse, get, web};
 use actix_ws::{CloseCode, CloseReason, Message};
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
@@ -13,8 +13,9 @@ use crate::{
     Error,
     analytics::Tenants,
     auth,
+    config::AuthSettings,
     error::Result,
-    http::{extractors::Query, problem::Problem},
+    http::{auth::presented_token, extractors::Query, problem::Problem, session},
     ids::TenantId,
     metering::live::Frame,
     state::AppState,
@@ -35,22 +36,22 @@ pub struct LiveParams {
     pub tenant_id: Option<TenantId>,
 }
 
-fn token(req: &HttpRequest, params: &LiveParams) -> Result<String> {
-    let bearer = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim().to_owned());
-    bearer
-        .or_else(|| params.access_token.clone())
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            Error::unauthorized(
-                "Missing access token (Authorization: Bearer …, or ?access_token=).",
-            )
-        })
+fn token(req: &HttpRequest, params: &LiveParams, settings: &AuthSettings) -> Result<String> {
+    if let Some(token) = params.access_token.clone().filter(|t| !t.is_empty()) {
+        return Ok(token);
+    }
+    // A cookie-authenticated handshake must come from our own pages (a cross-site page
+    // could otherwise open the socket with the victim's cookie).
+    if session::token(req).is_some() && !session::same_origin(req) {
+        return Err(Error::forbidden(
+            "The WebSocket handshake comes from another origin.",
+        ));
+    }
+    presented_token(req, settings).map_err(|_| {
+        Error::unauthorized(
+            "Missing access token (Authorization: Bearer …, ?access_token=, or the session cookie).",
+        )
+    })
 }
 
 /// Live counters (WebSocket)
@@ -77,7 +78,7 @@ async fn live(
     body: web::Payload,
     params: Query<LiveParams>,
 ) -> Result<HttpResponse> {
-    let token = token(&req, &params.0)?;
+    let token = token(&req, &params.0, &state.settings.auth)?;
     let principal = auth::authenticate(&state.db, &state.settings.auth, &token).await?;
     let tenant = match Tenants::for_principal(&principal, params.0.tenant_id, Permission::Read)? {
         Tenants::One(tenant) => tenant,

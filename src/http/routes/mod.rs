@@ -12,4 +12,5 @@ pub mod live;
 pub mod members;
 pub mod ops;
 pub mod ping;
+pub mod rate_limits;
 pub mod verify;

@@ -17,7 +17,7 @@ use crate::{
         rate_limit::{self, QuotaExceeded},
     },
     ids::{KeyId, TenantId},
-    metering::{Source, UsageEvent, method},
+    metering::{Source, method},
     state::AppState,
 };
 
@@ -105,14 +105,12 @@ async fn verify(state: web::Data<AppState>, body: Json<VerifyIn>) -> Result<Http
     let key = &admission.key;
     let refused = rate_limit::refusal(&admission.decision, &admission.month);
     let status = if refused.is_some() { 429 } else { 200 };
-    let event = UsageEvent::new(
+    let mut event = admission.event(
         Source::Verify,
-        key.tenant_id,
-        Some(key.id),
         Arc::from(body.endpoint.as_str()),
         method(&body.method.to_ascii_uppercase()),
-        status,
     );
+    event.status_code = status;
     state.recorder.record(event);
     if let Some(refused) = refused {
         return Ok(refused);

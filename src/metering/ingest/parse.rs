@@ -121,6 +121,8 @@ pub fn event(
         ip: input.ip,
         user_agent: input.user_agent.map(Arc::from),
         source: Source::Ingest,
+        // Not decided by our limiter: no utilization to report.
+        utilization: [0; 4],
     })
 }
 

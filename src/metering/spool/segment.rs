@@ -48,6 +48,13 @@ struct Line<'a> {
     user_agent: Option<Cow<'a, str>>,
     #[serde(borrow)]
     source: Cow<'a, str>,
+    /// Absent from segments written before utilization was recorded.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    utilization: [u16; 4],
+}
+
+fn is_zero(u: &[u16; 4]) -> bool {
+    *u == [0; 4]
 }
 
 /// A fresh segment path in `dir` with the given extension.
@@ -75,6 +82,7 @@ pub fn write_event(out: &mut impl Write, e: &UsageEvent) -> io::Result<()> {
         ip: e.ip,
         user_agent: e.user_agent.as_deref().map(Cow::Borrowed),
         source: Cow::Borrowed(e.source.as_str()),
+        utilization: e.utilization,
     };
     serde_json::to_writer(&mut *out, &line)?;
     out.write_all(b"\n")
@@ -121,6 +129,7 @@ fn to_event(line: Line<'_>) -> Option<UsageEvent> {
         ip: line.ip,
         user_agent: line.user_agent.map(|agent| Arc::from(agent.as_ref())),
         source: Source::parse(&line.source)?,
+        utilization: line.utilization,
     })
 }
 

@@ -24,7 +24,10 @@ use super::{
     COLUMNS, copy,
     rollups::{self, Deltas, RowKey},
 };
-use crate::metering::UsageEvent;
+use crate::metering::{
+    UsageEvent,
+    utilization::{self, PeakKey, PerMille},
+};
 
 /// Created once per connection; emptied at every commit. `client_min_messages` keeps the
 /// "already exists" notice out of the log.
@@ -149,11 +152,23 @@ const MERGE_ROLLUPS: &str = "UPDATE usage_rollups r \
      FROM unnest($1::text[], $2::text[], $3::bytea[]) AS v(tid, codes, sk) \
      WHERE r.ctid = v.tid::tid";
 
-/// Adds `deltas` to `usage_rollups` (see [`rollups`]).
+/// Keeps the larger utilization of each window, from arrays (one per column).
+static UPSERT_PEAKS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO usage_utilization ({}) SELECT * FROM unnest($1::text[], \
+         $2::timestamptz[], $3::uuid[], $4::uuid[], $5::int4[], $6::int4[], $7::int4[], \
+         $8::int4[]) {}",
+        utilization::COLUMNS.join(", "),
+        utilization::on_conflict("GREATEST"),
+    )
+});
+
+/// Adds `deltas` to `usage_rollups` (see [`rollups`]) and its peaks to `usage_utilization`.
 async fn add_rollups(conn: &mut PgConnection, deltas: &Deltas) -> Result<(), sqlx::Error> {
     if deltas.rows.is_empty() {
         return Ok(());
     }
+    add_peaks(conn, &deltas.peaks).await?;
     let rows = &deltas.rows;
     let column = |f: fn(&rollups::Row) -> i64| rows.iter().map(f).collect::<Vec<i64>>();
     let returned = sqlx::query(sqlx::AssertSqlSafe(UPSERT_ROLLUPS.as_str()))
@@ -231,6 +246,43 @@ async fn add_rollups(conn: &mut PgConnection, deltas: &Deltas) -> Result<(), sql
                 .map(|(_, m)| m.1.as_slice())
                 .collect::<Vec<_>>(),
         )
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+async fn add_peaks(
+    conn: &mut PgConnection,
+    peaks: &[(PeakKey, PerMille)],
+) -> Result<(), sqlx::Error> {
+    if peaks.is_empty() {
+        return Ok(());
+    }
+    let window = |i: usize| {
+        peaks
+            .iter()
+            .map(|(_, p)| i32::from(p[i]))
+            .collect::<Vec<_>>()
+    };
+    sqlx::query(sqlx::AssertSqlSafe(UPSERT_PEAKS.as_str()))
+        .bind(
+            peaks
+                .iter()
+                .map(|(k, _)| k.granularity.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            peaks
+                .iter()
+                .map(|(k, _)| k.bucket_start)
+                .collect::<Vec<_>>(),
+        )
+        .bind(peaks.iter().map(|(k, _)| k.tenant_id).collect::<Vec<_>>())
+        .bind(peaks.iter().map(|(k, _)| k.key_id).collect::<Vec<_>>())
+        .bind(window(0))
+        .bind(window(1))
+        .bind(window(2))
+        .bind(window(3))
         .execute(&mut *conn)
         .await?;
     Ok(())

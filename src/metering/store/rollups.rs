@@ -18,6 +18,7 @@ use crate::metering::{
     UsageEvent,
     rollup::{self, RollupKey, Totals, parse_status_codes, status_codes_json},
     sketch::LatencySketch,
+    utilization::{self, PeakKey, PerMille},
 };
 
 /// The key of a returned row, in owned form.
@@ -31,11 +32,17 @@ pub(super) struct Deltas {
     pub rows: Vec<Row>,
     /// Each row's sketch, encoded once.
     pub sketches: Vec<Vec<u8>>,
+    /// The keys' peak rate-limit utilization per bucket (`usage_utilization`).
+    pub peaks: Vec<(PeakKey, PerMille)>,
     index: HashMap<RowKey, usize>,
 }
 
 impl Deltas {
     pub fn of<'a>(events: impl IntoIterator<Item = &'a UsageEvent>) -> Self {
+        let events: Vec<&UsageEvent> = events.into_iter().collect();
+        let peaks = utilization::peaks(events.iter().copied())
+            .into_iter()
+            .collect();
         let rows: Vec<(RollupKey, Totals)> = rollup::aggregate(events).into_iter().collect();
         let sketches = rows.iter().map(|(_, t)| t.latency.encode()).collect();
         let index = rows
@@ -46,6 +53,7 @@ impl Deltas {
         Self {
             rows,
             sketches,
+            peaks,
             index,
         }
     }

@@ -16,7 +16,10 @@ use super::{
     COLUMNS,
     rollups::{self, Deltas, RowKey},
 };
-use crate::metering::UsageEvent;
+use crate::metering::{
+    UsageEvent,
+    utilization::{self, PeakKey, PerMille},
+};
 
 /// Rows per statement: 17 parameters each stays well under SQLite's 32,766.
 const ROWS_PER_STATEMENT: usize = 1000;
@@ -45,7 +48,9 @@ pub async fn insert(db: &DatabaseConnection, events: &[UsageEvent]) -> Result<u6
         txn.execute_raw(Statement::from_sql_and_values(backend, BUMP_KEY, values))
             .await?;
     }
-    add_rollups(&txn, &Deltas::of(stored.iter().copied())).await?;
+    let deltas = Deltas::of(stored.iter().copied());
+    add_rollups(&txn, &deltas).await?;
+    add_peaks(&txn, &deltas.peaks).await?;
     txn.commit().await?;
     Ok(count)
 }
@@ -136,6 +141,35 @@ async fn add_rollups(txn: &DatabaseTransaction, deltas: &Deltas) -> Result<(), D
         txn.execute_raw(Statement::from_sql_and_values(
             DbBackend::Sqlite,
             MERGE_ROLLUP,
+            values,
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// Keeps the larger utilization of each window (see `metering::utilization`).
+async fn add_peaks(txn: &DatabaseTransaction, peaks: &[(PeakKey, PerMille)]) -> Result<(), DbErr> {
+    for chunk in peaks.chunks(ROLLUPS_PER_STATEMENT) {
+        let placeholders = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO usage_utilization ({}) VALUES {placeholders} {}",
+            utilization::COLUMNS.join(", "),
+            utilization::on_conflict("max")
+        );
+        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 8);
+        for (key, peak) in chunk {
+            values.extend([
+                key.granularity.as_str().into(),
+                key.bucket_start.into(),
+                key.tenant_id.into(),
+                key.key_id.into(),
+            ]);
+            values.extend(peak.map(|p| Value::from(i32::from(p))));
+        }
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            sql,
             values,
         ))
         .await?;

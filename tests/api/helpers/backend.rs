@@ -31,6 +31,7 @@ pub fn require_or_skip(what: &str, url: Option<String>, test: &str) -> Option<St
     }
     let var = match what {
         "postgres" => "TOLLGATE_TEST_DATABASE_URL",
+        "chromium" => "TOLLGATE_TEST_CHROMIUM",
         _ => "TOLLGATE_TEST_REDIS_URL",
     };
     if Backends::from_env().require_all {

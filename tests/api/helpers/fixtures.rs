@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use super::TestApp;
 
-pub const PASSWORD: &str = "fixture-password-123";
+pub const FIXTURE_PASSWORD: &str = "fixture-password-123";
 
 /// A logged-in member of a tenant.
 pub struct Member {
@@ -52,9 +52,26 @@ pub async fn new_tenant(app: &TestApp, name: &str) -> TenantId {
 /// A new user who is a member of `tenant` with `role`, logged in to it.
 pub async fn join_tenant(app: &TestApp, tenant_id: TenantId, role: Role) -> Member {
     let email = format!("{}-{}@example.com", role, Uuid::new_v4().simple());
-    let user = users::insert(&app.state.db, &email, PASSWORD, None, false)
+    users::insert(&app.state.db, &email, FIXTURE_PASSWORD, None, false)
         .await
         .unwrap();
+    add_membership(app, &email, tenant_id, role).await;
+    let token = app
+        .login_with(&email, FIXTURE_PASSWORD, Some(tenant_id))
+        .await;
+    Member {
+        token,
+        tenant_id,
+        email,
+    }
+}
+
+/// Makes the user with `email` a member of `tenant_id` with `role`.
+pub async fn add_membership(app: &TestApp, email: &str, tenant_id: TenantId, role: Role) {
+    let user = users::find_by_email(&app.state.db, email)
+        .await
+        .unwrap()
+        .expect("the user exists");
     let now = Utc::now();
     memberships::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -67,12 +84,6 @@ pub async fn join_tenant(app: &TestApp, tenant_id: TenantId, role: Role) -> Memb
     .insert(&app.state.db)
     .await
     .unwrap();
-    let token = app.login_with(&email, PASSWORD, Some(tenant_id)).await;
-    Member {
-        token,
-        tenant_id,
-        email,
-    }
 }
 
 /// Panics when any table of the database holds `needle` in plain text.

@@ -14,7 +14,8 @@ pub use accounts::{
 };
 pub use backend::{Backends, PgDatabase, require_or_skip};
 pub use fixtures::{
-    Member, assert_db_free_of, create_key, events_of, join_tenant, new_tenant, new_tenant_member,
+    FIXTURE_PASSWORD, Member, add_membership, assert_db_free_of, create_key, events_of,
+    join_tenant, new_tenant, new_tenant_member,
 };
 pub use logs::{assert_logs_free_of, captured_logs};
 pub use redis_server::PrivateRedis;

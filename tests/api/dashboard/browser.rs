@@ -1,0 +1,173 @@
+//! The dashboard in a real headless Chromium, with the demo tenant and two days of its
+//! traffic: log in, visit every page, wait for its "charts ready" signal, check the charts and
+//! tables hold the demo data with zero console errors, change the date range, watch the live
+//! counter move after traffic, and create a key in the UI that then works against
+//! `/v1/ping`. Screenshots go to `<target>/tmp/screenshots/`.
+
+use tollgate::demo;
+
+use super::chrome::{Chrome, Tab};
+use crate::helpers::{TestApp, spawn_app};
+
+/// Days of demo history the test stores (the demo itself stores 30).
+const DAYS: i64 = 2;
+
+async fn demo_app() -> (TestApp, demo::Demo) {
+    let app = spawn_app().await;
+    let seeded = demo::seed(&app.state.db).await.unwrap();
+    demo::ensure_history(&app.state.db, &seeded, DAYS)
+        .await
+        .unwrap();
+    (app, seeded)
+}
+
+async fn log_in(app: &TestApp, tab: &Tab, email: &str, page: &str) {
+    tab.goto(&app.url(page)).await;
+    tab.wait_for("!!document.querySelector('#login-form')", "the login form")
+        .await;
+    tab.fill("#login-email", email).await;
+    tab.fill("#login-password", demo::PASSWORD).await;
+    tab.click("#login-submit").await;
+    tab.wait_for(
+        "!document.querySelector('#login-form')",
+        "leaving the login",
+    )
+    .await;
+}
+
+/// Opens `path`, waits for the ready signal and takes a screenshot.
+async fn visit(app: &TestApp, tab: &Tab, path: &str, name: &str) {
+    tab.goto(&app.url(path)).await;
+    tab.wait_ready(name).await;
+    tab.screenshot(name).await;
+    tab.assert_no_problems(name);
+}
+
+/// The number in the first element matching `selector` ("12,345" -> 12345).
+async fn number(tab: &Tab, selector: &str) -> u64 {
+    let text = tab.text(selector).await;
+    let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("{selector} holds no number: {text:?}"))
+}
+
+#[tokio::test]
+async fn every_page_draws_the_demo_data_without_errors() {
+    let Some(chrome) = Chrome::launch("every_page_draws_the_demo_data_without_errors").await else {
+        return;
+    };
+    let (app, seeded) = demo_app().await;
+    let tab = chrome.tab().await;
+    log_in(&app, &tab, demo::OWNER_EMAIL, "/dashboard/").await;
+    tab.wait_ready("overview").await;
+    tab.screenshot("overview").await;
+    tab.assert_no_problems("overview");
+    assert!(
+        number(&tab, "[data-stat=requests] .stat-value").await > 100,
+        "24 h of demo calls"
+    );
+    for chart in ["requests", "latency", "status-codes"] {
+        let selector = format!("[data-chart={chart}] canvas");
+        assert!(
+            tab.count(&selector).await >= 1,
+            "the {chart} chart is drawn"
+        );
+    }
+
+    visit(&app, &tab, "/dashboard/endpoints", "endpoints").await;
+    assert!(tab.count("[data-table=endpoints] tbody tr").await >= 3);
+    assert!(tab.count("[data-chart=endpoint-heatmap] td").await > 10);
+    assert!(tab.count("[data-chart=weekday-heatmap] td").await > 10);
+
+    visit(&app, &tab, "/dashboard/keys", "keys").await;
+    assert_eq!(tab.count("[data-table=keys] tbody tr").await, 3);
+    assert!(tab.count("[data-table=keys] [data-util=minute]").await >= 3);
+
+    let (_, render_farm) = seeded.keys[0];
+    let key_id = tollgate::ids::KeyId(render_farm).to_string();
+    visit(&app, &tab, &format!("/dashboard/keys/{key_id}"), "key").await;
+    assert!(tab.count("[data-chart=key-requests] canvas").await >= 1);
+
+    visit(&app, &tab, "/dashboard/consumers", "consumers").await;
+    assert_eq!(tab.count("[data-table=consumers] tbody tr").await, 3);
+
+    visit(&app, &tab, "/dashboard/errors", "errors").await;
+    assert!(tab.count("[data-table=recent-errors] tbody tr").await > 0);
+    assert!(tab.count("[data-table=slow-requests] tbody tr").await > 0);
+
+    visit(&app, &tab, "/dashboard/exports", "exports").await;
+    let href: String = tab
+        .eval("document.querySelector('#export-link').getAttribute('href')")
+        .await;
+    assert!(href.starts_with("/v1/exports/usage?"), "{href}");
+
+    visit(&app, &tab, "/dashboard/audit", "audit").await;
+    assert!(
+        tab.count("[data-table=audit] tbody tr").await > 0,
+        "the demo's keys were audited"
+    );
+}
+
+#[tokio::test]
+async fn the_range_live_counter_and_key_creation_work_in_the_browser() {
+    let test = "the_range_live_counter_and_key_creation_work_in_the_browser";
+    let Some(chrome) = Chrome::launch(test).await else {
+        return;
+    };
+    let (app, _) = demo_app().await;
+    let tab = chrome.tab().await;
+    log_in(&app, &tab, demo::OWNER_EMAIL, "/dashboard/").await;
+    tab.wait_ready("overview").await;
+
+    // The date range changes what is shown: the last hour holds fewer calls than 24 h.
+    let day = number(&tab, "[data-stat=requests] .stat-value").await;
+    tab.click("[data-range='7d']").await;
+    tab.wait_for("location.search.includes('7d')", "the range in the URL")
+        .await;
+    tab.wait_ready("overview, 7 days").await;
+    let week = number(&tab, "[data-stat=requests] .stat-value").await;
+    assert!(
+        week > day,
+        "7 days ({week}) hold more calls than 24 h ({day})"
+    );
+
+    // The live counter moves after traffic.
+    tab.wait_for(
+        "document.querySelector('#live-indicator').dataset.live === 'live'",
+        "live",
+    )
+    .await;
+    let secret = "tg_live_demoCheckoutWeb000000000000000000000000";
+    for _ in 0..20 {
+        assert_eq!(app.ping(secret).await.status().as_u16(), 200);
+    }
+    tab.wait_for(
+        "document.querySelectorAll('#live-feed li').length > 0",
+        "calls in the live feed",
+    )
+    .await;
+    tab.screenshot("overview-live").await;
+
+    // A key created in the UI works against /v1/ping, and its secret is shown once.
+    tab.goto(&app.url("/dashboard/keys")).await;
+    tab.wait_ready("keys").await;
+    tab.fill("#create-key-name", "made-in-the-browser").await;
+    tab.click("#create-key-submit").await;
+    tab.wait_for(
+        "document.querySelector('#secret-dialog').open",
+        "the secret dialog",
+    )
+    .await;
+    let secret = tab.text("#secret-value").await;
+    assert!(secret.starts_with("tg_"), "{secret:?}");
+    tab.screenshot("key-created").await;
+    assert_eq!(app.ping(secret.trim()).await.status().as_u16(), 200);
+    tab.click("#secret-close").await;
+    tab.wait_for(
+        "document.querySelector('#secret-value').textContent === ''",
+        "the secret wiped",
+    )
+    .await;
+    tab.assert_no_problems("keys");
+}
