@@ -106,8 +106,9 @@ const LOAD_EVENT: &str = "(() => { const n = performance.getEntriesByType('navig
 async fn eval<T: serde::de::DeserializeOwned>(page: &Page, js: &str) -> T {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let value = page.evaluate(js).await.unwrap().into_value::<Option<T>>();
-        if let Ok(Some(value)) = value {
+        // Fails while the page navigates (its context is gone): try again.
+        let value = page.evaluate(js).await.ok();
+        if let Some(Ok(Some(value))) = value.map(|v| v.into_value::<Option<T>>()) {
             return value;
         }
         assert!(Instant::now() < deadline, "`{js}` never answered");

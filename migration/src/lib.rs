@@ -15,6 +15,11 @@ mod m20261123_000006_alerts;
 mod m20261123_000007_audit_idempotency;
 mod m20261123_000008_rollups_by_status_class;
 mod m20261123_000009_usage_utilization;
+mod m20261123_000010_rollup_totals;
+
+/// Sums `usage_rollups` into `usage_rollup_totals` (what migration 000010 does to existing
+/// rows; public for its test).
+pub use m20261123_000010_rollup_totals::backfill as backfill_rollup_totals;
 
 /// Runs Tollgate's migrations in order (`Migrator::up(&db, None)`).
 pub struct Migrator;
@@ -32,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000007_audit_idempotency::Migration),
             Box::new(m20261123_000008_rollups_by_status_class::Migration),
             Box::new(m20261123_000009_usage_utilization::Migration),
+            Box::new(m20261123_000010_rollup_totals::Migration),
         ]
     }
 }

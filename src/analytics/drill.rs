@@ -8,7 +8,11 @@ use sea_orm::{ColumnTrait, Condition, ConnectionTrait, Order};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{Question, WindowOut, reports::status_codes_of, store};
+use super::{
+    Question, WindowOut,
+    reports::status_codes_of,
+    store::{self, Level},
+};
 use crate::{
     Error, Result,
     entities::usage_events,
@@ -87,7 +91,8 @@ pub async fn errors(db: &impl ConnectionTrait, question: &Question) -> Result<Er
     let window = question.window.aligned(granularity);
     let mut total: BTreeMap<u16, i64> = BTreeMap::new();
     let mut series: BTreeMap<DateTime<Utc>, BTreeMap<u16, i64>> = BTreeMap::new();
-    for row in store::rows(db, question, granularity, window).await? {
+    let level = Level::for_question(question);
+    for row in store::rows(db, question, granularity, window, level).await? {
         if row.status_class < 4 {
             continue;
         }
@@ -214,7 +219,8 @@ pub async fn heatmap(
         HeatmapKind::WeekdayHour => {
             let window = question.window.aligned(Granularity::Hour);
             let mut cells = [[0i64; 24]; 7];
-            for row in store::rows(db, question, Granularity::Hour, window).await? {
+            let level = Level::for_question(question);
+            for row in store::rows(db, question, Granularity::Hour, window, level).await? {
                 let t = row.bucket_start;
                 cells[t.weekday().num_days_from_monday() as usize][t.hour() as usize] += row.count;
             }
@@ -268,7 +274,7 @@ pub async fn heatmap(
             let starts: Vec<DateTime<Utc>> =
                 (0..columns).map(|i| first + step * i as i32).collect();
             let mut grid: BTreeMap<(String, String), Cells> = BTreeMap::new();
-            for row in store::rows(db, question, granularity, window).await? {
+            for row in store::rows(db, question, granularity, window, Level::Detail).await? {
                 let cells = grid
                     .entry((row.endpoint.clone(), row.method.clone()))
                     .or_default();

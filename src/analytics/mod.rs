@@ -25,6 +25,7 @@ pub mod store;
 
 pub use query::{Filter, Question, Tenants, Window};
 pub use reports::{Acc, Stats, Summary, WindowOut};
+pub use store::Level;
 
 /// Most points one timeseries may return (per group).
 pub const MAX_POINTS: i64 = 1500;
@@ -39,16 +40,24 @@ async fn currencies_of(
 
 /// Totals over the whole window.
 pub async fn summary(db: &impl ConnectionTrait, question: &Question) -> Result<Summary> {
-    let rows = store::covering(db, question).await?;
+    let level = Level::for_question(question);
+    let rows = store::covering(db, question, level).await?;
     let currencies = currencies_of(db, &rows).await?;
     let all = reports::fold(&rows, &currencies, |_| Some(()))?
         .remove(&())
         .unwrap_or_default();
-    let endpoints: BTreeSet<&str> = rows.iter().map(|r| r.endpoint.as_str()).collect();
+    let unique_endpoints = match level {
+        Level::Totals if all.totals.count > 0 => store::endpoints_called(db, question).await?,
+        Level::Totals => 0,
+        Level::Detail => {
+            let endpoints: BTreeSet<&str> = rows.iter().map(|r| r.endpoint.as_str()).collect();
+            endpoints.len()
+        }
+    };
     Ok(Summary {
         window: question.window.into(),
         stats: all.stats(),
-        unique_endpoints: endpoints.len(),
+        unique_endpoints,
         reads: all.reads,
         writes: all.totals.count - all.reads,
     })
@@ -129,7 +138,11 @@ pub async fn timeseries(
             granularity.as_str()
         )));
     }
-    let rows = store::rows(db, question, granularity, window).await?;
+    let level = match group_by {
+        None | Some(GroupBy::StatusClass | GroupBy::StatusCode) => Level::for_question(question),
+        Some(GroupBy::Key | GroupBy::Endpoint) => Level::Detail,
+    };
+    let rows = store::rows(db, question, granularity, window, level).await?;
     let currencies = currencies_of(db, &rows).await?;
     let group_of = |row: &usage_rollups::Model| -> Vec<Group> {
         match group_by {
@@ -219,12 +232,12 @@ pub struct Endpoints {
 
 /// Per (endpoint, method): volume, errors, latency and the trend against the previous window.
 pub async fn endpoints(db: &impl ConnectionTrait, question: &Question) -> Result<Endpoints> {
-    let rows = store::covering(db, question).await?;
+    let rows = store::covering(db, question, Level::Detail).await?;
     let previous = Question {
         window: question.window.previous(),
         ..question.clone()
     };
-    let before = store::covering(db, &previous).await?;
+    let before = store::covering(db, &previous, Level::Detail).await?;
     let currencies = currencies_of(db, &rows).await?;
     let by_endpoint = |r: &usage_rollups::Model| Some((r.endpoint.clone(), r.method.clone()));
     let now = reports::fold(&rows, &currencies, by_endpoint)?;
@@ -289,7 +302,7 @@ pub struct Keys {
 }
 
 async fn per_key(db: &impl ConnectionTrait, question: &Question) -> Result<Vec<KeyRow>> {
-    let rows = store::covering(db, question).await?;
+    let rows = store::covering(db, question, Level::Detail).await?;
     let currencies = currencies_of(db, &rows).await?;
     let folded = reports::fold(&rows, &currencies, |r| Some((r.key_id, r.tenant_id)))?;
     let keys = store::key_names(db, folded.keys().map(|(k, _)| *k)).await?;

@@ -239,9 +239,41 @@ impl Filter {
     /// The filter as a condition on `usage_rollups`.
     pub fn on_rollups(&self) -> Condition {
         use crate::entities::usage_rollups::Column;
-        let condition = self.common(Column::KeyId, Column::Endpoint, Column::Method);
+        self.on_rollup_columns(
+            Column::KeyId,
+            Column::Endpoint,
+            Column::Method,
+            Column::StatusClass,
+        )
+    }
+
+    /// The filter as a condition on `usage_rollup_totals` (which has neither keys nor
+    /// endpoints: see [`Filter::by_tenant_only`]).
+    pub fn on_totals(&self) -> Condition {
+        use crate::entities::usage_rollup_totals::Column;
+        self.on_rollup_columns(
+            Column::KeyId,
+            Column::Endpoint,
+            Column::Method,
+            Column::StatusClass,
+        )
+    }
+
+    /// Whether the tenant totals can answer: no key and no endpoint is asked for.
+    pub fn by_tenant_only(&self) -> bool {
+        self.key_id.is_none() && self.endpoint.is_none()
+    }
+
+    fn on_rollup_columns<C: ColumnTrait>(
+        &self,
+        key: C,
+        endpoint: C,
+        method: C,
+        class: C,
+    ) -> Condition {
+        let condition = self.common(key, endpoint, method);
         match self.status_class {
-            Some(class) => condition.add(Column::StatusClass.eq(class)),
+            Some(value) => condition.add(class.eq(value)),
             None => condition,
         }
     }

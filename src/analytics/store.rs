@@ -6,27 +6,45 @@ use uuid::Uuid;
 use super::{Question, Tenants, Window};
 use crate::{
     Result,
-    entities::{usage_events, usage_rollups},
+    entities::{usage_events, usage_rollup_totals, usage_rollups},
     ids::TenantId,
     metering::rollup::Granularity,
 };
 
-/// The rows of `granularity` whose buckets start inside `window`.
+/// Which rollups a report reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    /// `usage_rollups`: per key and endpoint.
+    Detail,
+    /// `usage_rollup_totals`: per tenant, method and status class — a few rows per bucket.
+    Totals,
+}
+
+impl Level {
+    /// The totals when the question's filter allows them (no key, no endpoint), else detail.
+    pub fn for_question(question: &Question) -> Self {
+        if question.filter.by_tenant_only() {
+            Level::Totals
+        } else {
+            Level::Detail
+        }
+    }
+}
+
+/// The rows of `granularity` whose buckets start inside `window`, from the `level`'s table
+/// (totals rows read as rollup rows with a nil key and endpoint `*`).
 pub async fn rows(
     db: &impl ConnectionTrait,
     question: &Question,
     granularity: Granularity,
     window: Window,
+    level: Level,
 ) -> Result<Vec<usage_rollups::Model>> {
-    use usage_rollups::Column;
-    let mut condition = Condition::all()
-        .add(Column::Granularity.eq(granularity.as_str()))
-        .add(Column::BucketStart.gte(window.from))
-        .add(Column::BucketStart.lt(window.to));
-    if let Tenants::One(TenantId(tenant)) = question.tenants {
-        condition = condition.add(Column::TenantId.eq(tenant));
+    if level == Level::Totals {
+        return totals(db, question, granularity, window).await;
     }
-    condition = condition.add(question.filter.on_rollups());
+    use usage_rollups::Column;
+    let condition = detail_condition(question, granularity, window);
     Ok(usage_rollups::Entity::find()
         .filter(condition)
         .order_by_asc(Column::BucketStart)
@@ -34,17 +52,91 @@ pub async fn rows(
         .await?)
 }
 
+async fn totals(
+    db: &impl ConnectionTrait,
+    question: &Question,
+    granularity: Granularity,
+    window: Window,
+) -> Result<Vec<usage_rollups::Model>> {
+    use usage_rollup_totals::Column;
+    let condition = bucket_condition(
+        [Column::Granularity, Column::BucketStart, Column::TenantId],
+        question,
+        granularity,
+        window,
+    )
+    .add(question.filter.on_totals());
+    let rows = usage_rollup_totals::Entity::find()
+        .filter(condition)
+        .order_by_asc(Column::BucketStart)
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
 /// The rows covering the question's window exactly, with the fewest buckets
 /// ([`Window::cover`]).
 pub async fn covering(
     db: &impl ConnectionTrait,
     question: &Question,
+    level: Level,
 ) -> Result<Vec<usage_rollups::Model>> {
     let mut all = Vec::new();
     for (granularity, part) in question.window.cover() {
-        all.extend(rows(db, question, granularity, part).await?);
+        all.extend(rows(db, question, granularity, part, level).await?);
     }
     Ok(all)
+}
+
+/// The distinct endpoint templates called in the question's window (read from the detail
+/// rollups, without their sketches).
+pub async fn endpoints_called(db: &impl ConnectionTrait, question: &Question) -> Result<usize> {
+    use sea_orm::QuerySelect;
+    use usage_rollups::Column;
+    let mut seen = std::collections::BTreeSet::new();
+    for (granularity, part) in question.window.cover() {
+        let condition = detail_condition(question, granularity, part);
+        let endpoints: Vec<String> = usage_rollups::Entity::find()
+            .select_only()
+            .column(Column::Endpoint)
+            .distinct()
+            .filter(condition)
+            .into_tuple()
+            .all(db)
+            .await?;
+        seen.extend(endpoints);
+    }
+    Ok(seen.len())
+}
+
+/// The question's detail rows of `granularity` in `window`: scope and filter.
+fn detail_condition(question: &Question, granularity: Granularity, window: Window) -> Condition {
+    use usage_rollups::Column;
+    bucket_condition(
+        [Column::Granularity, Column::BucketStart, Column::TenantId],
+        question,
+        granularity,
+        window,
+    )
+    .add(question.filter.on_rollups())
+}
+
+/// Buckets of `granularity` starting in `window`, of the question's tenant; `columns` are a
+/// rollup table's granularity, bucket start and tenant.
+fn bucket_condition<C: ColumnTrait>(
+    [granularity_column, bucket, tenant_column]: [C; 3],
+    question: &Question,
+    granularity: Granularity,
+    window: Window,
+) -> Condition {
+    let condition = Condition::all()
+        .add(granularity_column.eq(granularity.as_str()))
+        .add(bucket.gte(window.from))
+        .add(bucket.lt(window.to));
+    match question.tenants {
+        Tenants::One(TenantId(tenant)) => condition.add(tenant_column.eq(tenant)),
+        Tenants::All => condition,
+    }
 }
 
 /// `key_id` -> (name, last used) of the keys among `ids`.

@@ -21,6 +21,7 @@ pub mod providers;
 pub mod quota_requests;
 pub mod tenants;
 pub mod usage_events;
+pub mod usage_rollup_totals;
 pub mod usage_rollups;
 pub mod usage_utilization;
 pub mod users;

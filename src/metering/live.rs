@@ -115,14 +115,16 @@ impl LiveHub {
         hub
     }
 
-    /// Frames for `tenant`, from the next second on.
-    pub fn subscribe(&self, tenant: Uuid) -> broadcast::Receiver<Arc<str>> {
+    /// Frames for `tenant`, from the next second on, and the counters as they are now (an
+    /// empty feed), so a new subscriber has something to show at once.
+    pub fn subscribe(&self, tenant: Uuid) -> (broadcast::Receiver<Arc<str>>, Arc<str>) {
         let mut tenants = self.tenants.lock().expect("live hub lock");
         let entry = tenants.entry(tenant).or_insert_with(|| Tenant {
             tx: broadcast::channel(BACKLOG).0,
             state: Watched::default(),
         });
-        entry.tx.subscribe()
+        let now = entry.state.counters(Utc::now());
+        (entry.tx.subscribe(), to_json(&now))
     }
 
     /// Adds committed events to the counters of the tenants being watched.
@@ -167,23 +169,35 @@ impl LiveHub {
         tenants.retain(|_, tenant| tenant.tx.receiver_count() > 0);
         for tenant in tenants.values_mut() {
             let frame = tenant.state.frame(now);
-            let json: Arc<str> = serde_json::to_string(&frame)
-                .expect("frames serialize")
-                .into();
             // Err = no receiver left; it is removed at the next tick.
-            let _ = tenant.tx.send(json);
+            let _ = tenant.tx.send(to_json(&frame));
         }
     }
 }
 
+fn to_json(frame: &Frame) -> Arc<str> {
+    serde_json::to_string(frame)
+        .expect("frames serialize")
+        .into()
+}
+
 impl Watched {
+    /// The frame of this second: the counters, and the calls since the previous frame.
     fn frame(&mut self, now: DateTime<Utc>) -> Frame {
+        self.seconds = self.seconds.split_off(&(now.timestamp() - SECONDS + 1));
+        let mut frame = self.counters(now);
+        frame.feed = self.feed.drain(..).collect();
+        frame
+    }
+
+    /// The counters over the seconds kept (the feed left alone).
+    fn counters(&self, now: DateTime<Utc>) -> Frame {
         let now_s = now.timestamp();
-        self.seconds = self.seconds.split_off(&(now_s - SECONDS + 1));
+        let oldest = now_s - SECONDS;
         let mut sketch = LatencySketch::new();
         let (mut requests, mut errors, mut recent, mut recent_errors) = (0, 0, 0, 0);
         let mut per_key: HashMap<Uuid, i64> = HashMap::new();
-        for (second, bucket) in &self.seconds {
+        for (second, bucket) in self.seconds.range(oldest + 1..) {
             requests += bucket.requests;
             errors += bucket.errors;
             if *second > now_s - RATE_SECONDS {
@@ -212,7 +226,7 @@ impl Watched {
             last_minute_errors: errors,
             last_minute_p95_ms: sketch.quantile(0.95).map(|us| us as f64 / 1000.0),
             keys,
-            feed: self.feed.drain(..).collect(),
+            feed: Vec::new(),
         }
     }
 }
@@ -244,7 +258,7 @@ mod tests {
     async fn frames_count_the_watched_tenant_and_a_reader_that_falls_behind_lags() {
         let hub = LiveHub::default();
         let (watched, other) = (Uuid::now_v7(), Uuid::now_v7());
-        let mut rx = hub.subscribe(watched);
+        let (mut rx, _) = hub.subscribe(watched);
         let mut batch: Vec<UsageEvent> = (0..9).map(|_| call(watched, 200, 2_000)).collect();
         batch.push(call(watched, 503, 40_000));
         batch.push(call(other, 200, 1));

@@ -11,7 +11,7 @@ use sea_orm::{
 use super::rollup::Granularity;
 use crate::{
     config::RetentionSettings,
-    entities::{usage_events, usage_rollups, usage_utilization},
+    entities::{usage_events, usage_rollup_totals, usage_rollups, usage_utilization},
 };
 
 /// What one run removed.
@@ -64,6 +64,11 @@ pub async fn run(
             .exec(db)
             .await?
             .rows_affected;
+        usage_rollup_totals::Entity::delete_many()
+            .filter(usage_rollup_totals::Column::Granularity.eq(granularity.as_str()))
+            .filter(usage_rollup_totals::Column::BucketStart.lte(cutoff))
+            .exec(db)
+            .await?;
         // Utilization history follows its rollups' horizon.
         usage_utilization::Entity::delete_many()
             .filter(usage_utilization::Column::Granularity.eq(granularity.as_str()))

@@ -198,6 +198,25 @@ pub fn aggregate<'a>(
     rollups
 }
 
+/// The `endpoint` of a tenant-totals row (`usage_rollup_totals`, `key_id` nil).
+pub const ALL_ENDPOINTS: &str = "*";
+
+/// The tenant totals of rollups: summed over keys and endpoints, per (granularity, bucket,
+/// tenant, method, status class).
+pub fn totals_of(detail: &BTreeMap<RollupKey, Totals>) -> BTreeMap<RollupKey, Totals> {
+    let all: Arc<str> = Arc::from(ALL_ENDPOINTS);
+    let mut out: BTreeMap<RollupKey, Totals> = BTreeMap::new();
+    for (key, totals) in detail {
+        let total = RollupKey {
+            key_id: Uuid::nil(),
+            endpoint: all.clone(),
+            ..key.clone()
+        };
+        out.entry(total).or_default().merge(totals);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;

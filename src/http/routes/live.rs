@@ -56,9 +56,10 @@ fn token(req: &HttpRequest, params: &LiveParams, settings: &AuthSettings) -> Res
 
 /// Live counters (WebSocket)
 ///
-/// Upgrades to a WebSocket and sends one JSON text message per second: calls and failures per
-/// second (last 10 s), the last minute's calls, failures and P95 latency, calls per key, and
-/// the calls committed since the previous message (`Frame`). Counters cover the calls this
+/// Upgrades to a WebSocket and sends the counters at once (with an empty feed), then one JSON
+/// text message per second: calls and failures per second (last 10 s), the last minute's
+/// calls, failures and P95 latency, calls per key, and the calls committed since the
+/// previous message (`Frame`). Counters cover the calls this
 /// node served. A client that falls 8 messages behind is disconnected (close code 1008).
 #[utoipa::path(
     tag = "analytics",
@@ -90,8 +91,11 @@ async fn live(
     };
     let (response, mut session, mut incoming) = actix_ws::handle(&req, body)
         .map_err(|err| Error::bad_request(format!("Not a WebSocket handshake: {err}.")))?;
-    let mut frames = state.live.subscribe(tenant.0);
+    let (mut frames, now) = state.live.subscribe(tenant.0);
     actix_web::rt::spawn(async move {
+        if session.text(now.to_string()).await.is_err() {
+            return;
+        }
         let reason = loop {
             tokio::select! {
                 frame = frames.recv() => match frame {

@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use super::{
     COLUMNS, copy,
-    rollups::{self, Deltas, RowKey},
+    rollups::{self, Deltas, Part, RowKey},
 };
 use crate::metering::{
     UsageEvent,
@@ -128,29 +128,45 @@ async fn insert_idempotent(
     Ok(count)
 }
 
-/// Upserts the rollups from arrays, one per column of [`rollups::COLUMNS`] but the last
-/// (`$18` is the update time).
-static UPSERT_ROLLUPS: LazyLock<String> = LazyLock::new(|| {
+/// Upserts the rollups into `table` from arrays, one per column of [`rollups::COLUMNS`] but
+/// the last (`$18` is the update time).
+fn upsert_rollups(table: &str) -> String {
     format!(
-        "INSERT INTO usage_rollups ({columns}) \
+        "INSERT INTO {table} ({columns}) \
          SELECT g, b, t, k, e, m, c, n, codes::jsonb, bi, bo, ti, tou, cost, ls, lm, sk, $18 \
          FROM unnest($1::text[], $2::timestamptz[], $3::uuid[], $4::uuid[], $5::text[], \
            $6::text[], $7::int2[], $8::int8[], $9::text[], $10::int8[], $11::int8[], \
            $12::int8[], $13::int8[], $14::int8[], $15::int8[], $16::int8[], $17::bytea[]) \
          AS v(g, b, t, k, e, m, c, n, codes, bi, bo, ti, tou, cost, ls, lm, sk) {}",
-        rollups::on_conflict("GREATEST", ", ctid::text AS tid"),
+        rollups::on_conflict(table, "GREATEST", ", ctid::text AS tid"),
         columns = rollups::COLUMNS.join(", "),
     )
-});
+}
 
-/// Writes back merged status codes and sketches of rows that existed, found by the physical
-/// address the upsert returned (a TID scan: this transaction holds their row locks, so the
-/// address is still theirs). Matching on the seven key columns instead let the planner pick
-/// the narrower tenant index and filter hundreds of rows per lookup.
-const MERGE_ROLLUPS: &str = "UPDATE usage_rollups r \
-     SET status_codes = v.codes::jsonb, latency_sketch = v.sk \
-     FROM unnest($1::text[], $2::text[], $3::bytea[]) AS v(tid, codes, sk) \
-     WHERE r.ctid = v.tid::tid";
+/// Writes back merged status codes and sketches of rows of `table` that existed, found by
+/// the physical address the upsert returned (a TID scan: this transaction holds their row
+/// locks, so the address is still theirs). Matching on the seven key columns instead let the
+/// planner pick the narrower tenant index and filter hundreds of rows per lookup.
+fn merge_rollups(table: &str) -> String {
+    format!(
+        "UPDATE {table} r SET status_codes = v.codes::jsonb, latency_sketch = v.sk \
+         FROM unnest($1::text[], $2::text[], $3::bytea[]) AS v(tid, codes, sk) \
+         WHERE r.ctid = v.tid::tid"
+    )
+}
+
+static UPSERT: LazyLock<[String; 2]> = LazyLock::new(|| {
+    [
+        upsert_rollups("usage_rollups"),
+        upsert_rollups("usage_rollup_totals"),
+    ]
+});
+static MERGE_BACK: LazyLock<[String; 2]> = LazyLock::new(|| {
+    [
+        merge_rollups("usage_rollups"),
+        merge_rollups("usage_rollup_totals"),
+    ]
+});
 
 /// Keeps the larger utilization of each window, from arrays (one per column).
 static UPSERT_PEAKS: LazyLock<String> = LazyLock::new(|| {
@@ -163,15 +179,26 @@ static UPSERT_PEAKS: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// Adds `deltas` to `usage_rollups` (see [`rollups`]) and its peaks to `usage_utilization`.
+/// Adds `deltas` to `usage_rollups` and `usage_rollup_totals` (see [`rollups`]) and its
+/// peaks to `usage_utilization`.
 async fn add_rollups(conn: &mut PgConnection, deltas: &Deltas) -> Result<(), sqlx::Error> {
-    if deltas.rows.is_empty() {
+    if deltas.detail.rows.is_empty() {
         return Ok(());
     }
     add_peaks(conn, &deltas.peaks).await?;
-    let rows = &deltas.rows;
+    add_part(conn, &deltas.detail, 0).await?;
+    add_part(conn, &deltas.totals, 1).await
+}
+
+/// Adds one table's rows (`statements` indexes [`UPSERT`] and [`MERGE_BACK`]).
+async fn add_part(
+    conn: &mut PgConnection,
+    part: &Part,
+    statements: usize,
+) -> Result<(), sqlx::Error> {
+    let rows = &part.rows;
     let column = |f: fn(&rollups::Row) -> i64| rows.iter().map(f).collect::<Vec<i64>>();
-    let returned = sqlx::query(sqlx::AssertSqlSafe(UPSERT_ROLLUPS.as_str()))
+    let returned = sqlx::query(sqlx::AssertSqlSafe(UPSERT[statements].as_str()))
         .bind(
             rows.iter()
                 .map(|(k, _)| k.granularity.as_str())
@@ -204,7 +231,7 @@ async fn add_rollups(conn: &mut PgConnection, deltas: &Deltas) -> Result<(), sql
         .bind(column(|(_, t)| t.cost_nanos))
         .bind(column(|(_, t)| t.latency_sum_us))
         .bind(column(|(_, t)| t.latency_max_us))
-        .bind(&deltas.sketches)
+        .bind(&part.sketches)
         .bind(Utc::now())
         .fetch_all(&mut *conn)
         .await?;
@@ -222,9 +249,9 @@ async fn add_rollups(conn: &mut PgConnection, deltas: &Deltas) -> Result<(), sql
         let codes: serde_json::Value = row.try_get("status_codes")?;
         let sketch: Vec<u8> = row.try_get("latency_sketch")?;
         let count: i64 = row.try_get("count")?;
-        if let Some(merged) = deltas
+        if let Some(merged) = part
             .merged(&key, count, &codes, &sketch)
-            .map_err(|detail| sqlx::Error::Protocol(format!("usage_rollups: {detail}")))?
+            .map_err(|detail| sqlx::Error::Protocol(format!("{}: {detail}", part.table)))?
         {
             merges.push((row.try_get("tid")?, merged));
         }
@@ -232,7 +259,7 @@ async fn add_rollups(conn: &mut PgConnection, deltas: &Deltas) -> Result<(), sql
     if merges.is_empty() {
         return Ok(());
     }
-    sqlx::query(MERGE_ROLLUPS)
+    sqlx::query(sqlx::AssertSqlSafe(MERGE_BACK[statements].as_str()))
         .bind(
             merges
                 .iter()

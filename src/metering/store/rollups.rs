@@ -1,5 +1,6 @@
-//! Adding a batch's rollups to `usage_rollups` inside the batch's transaction, the same way
-//! on both backends:
+//! Adding a batch's rollups to `usage_rollups`, and their tenant totals to
+//! `usage_rollup_totals`, inside the batch's transaction, the same way on both backends and
+//! tables:
 //!
 //! 1. one upsert per chunk that inserts new buckets whole and, for buckets that exist, adds
 //!    the counters in SQL (`count = count + excluded.count`, max latency by `max`), returning
@@ -27,13 +28,23 @@ pub(super) type RowKey = (String, DateTime<Utc>, Uuid, Uuid, String, String, i16
 /// One rollup row of a batch.
 pub(super) type Row = (RollupKey, Totals);
 
-/// A batch's rollups, in key order (so concurrent writers lock shared rows in one order).
+/// A batch's rollups: its rows in `usage_rollups` and in `usage_rollup_totals`, and its
+/// keys' utilization peaks.
 pub(super) struct Deltas {
+    pub detail: Part,
+    pub totals: Part,
+    /// The keys' peak rate-limit utilization per bucket (`usage_utilization`).
+    pub peaks: Vec<(PeakKey, PerMille)>,
+}
+
+/// A batch's rows of one rollup table, in key order (so concurrent writers lock shared rows
+/// in one order).
+pub(super) struct Part {
+    /// `usage_rollups` or `usage_rollup_totals`.
+    pub table: &'static str,
     pub rows: Vec<Row>,
     /// Each row's sketch, encoded once.
     pub sketches: Vec<Vec<u8>>,
-    /// The keys' peak rate-limit utilization per bucket (`usage_utilization`).
-    pub peaks: Vec<(PeakKey, PerMille)>,
     index: HashMap<RowKey, usize>,
 }
 
@@ -43,7 +54,19 @@ impl Deltas {
         let peaks = utilization::peaks(events.iter().copied())
             .into_iter()
             .collect();
-        let rows: Vec<(RollupKey, Totals)> = rollup::aggregate(events).into_iter().collect();
+        let detail = rollup::aggregate(events);
+        let totals = rollup::totals_of(&detail);
+        Self {
+            detail: Part::new("usage_rollups", detail),
+            totals: Part::new("usage_rollup_totals", totals),
+            peaks,
+        }
+    }
+}
+
+impl Part {
+    fn new(table: &'static str, rows: BTreeMap<RollupKey, Totals>) -> Self {
+        let rows: Vec<Row> = rows.into_iter().collect();
         let sketches = rows.iter().map(|(_, t)| t.latency.encode()).collect();
         let index = rows
             .iter()
@@ -51,9 +74,9 @@ impl Deltas {
             .map(|(i, (key, _))| (row_key(key), i))
             .collect();
         Self {
+            table,
             rows,
             sketches,
-            peaks,
             index,
         }
     }
@@ -127,9 +150,9 @@ pub(super) const COLUMNS: [&str; 18] = [
 pub(super) const KEY: &str =
     "granularity, bucket_start, tenant_id, key_id, endpoint, method, status_class";
 
-/// What the upsert adds on conflict; `max` is the backend's two-argument maximum, `extra`
-/// more columns to return.
-pub(super) fn on_conflict(max: &str, extra: &str) -> String {
+/// What the upsert into `table` adds on conflict; `max` is the backend's two-argument
+/// maximum, `extra` more columns to return.
+pub(super) fn on_conflict(table: &str, max: &str, extra: &str) -> String {
     let add = [
         "count",
         "bytes_in",
@@ -139,11 +162,11 @@ pub(super) fn on_conflict(max: &str, extra: &str) -> String {
         "cost_nanos",
         "latency_sum_us",
     ]
-    .map(|c| format!("{c} = usage_rollups.{c} + excluded.{c}"))
+    .map(|c| format!("{c} = {table}.{c} + excluded.{c}"))
     .join(", ");
     format!(
         "ON CONFLICT ({KEY}) DO UPDATE SET {add}, \
-         latency_max_us = {max}(usage_rollups.latency_max_us, excluded.latency_max_us), \
+         latency_max_us = {max}({table}.latency_max_us, excluded.latency_max_us), \
          updated_at = excluded.updated_at \
          RETURNING {KEY}, count, status_codes, latency_sketch{extra}"
     )

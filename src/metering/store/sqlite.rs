@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::{
     COLUMNS,
-    rollups::{self, Deltas, RowKey},
+    rollups::{self, Deltas, Part, RowKey},
 };
 use crate::metering::{
     UsageEvent,
@@ -49,7 +49,8 @@ pub async fn insert(db: &DatabaseConnection, events: &[UsageEvent]) -> Result<u6
             .await?;
     }
     let deltas = Deltas::of(stored.iter().copied());
-    add_rollups(&txn, &deltas).await?;
+    add_rollups(&txn, &deltas.detail).await?;
+    add_rollups(&txn, &deltas.totals).await?;
     add_peaks(&txn, &deltas.peaks).await?;
     txn.commit().await?;
     Ok(count)
@@ -58,24 +59,30 @@ pub async fn insert(db: &DatabaseConnection, events: &[UsageEvent]) -> Result<u6
 /// Rollup rows per upsert: 18 parameters each.
 const ROLLUPS_PER_STATEMENT: usize = 1000;
 
-const MERGE_ROLLUP: &str = "UPDATE usage_rollups SET status_codes = ?, latency_sketch = ? \
-     WHERE granularity = ? AND bucket_start = ? AND tenant_id = ? AND key_id = ? \
-     AND endpoint = ? AND method = ? AND status_class = ?";
+/// Writes back the merged status codes and sketch of one row of `table`.
+fn merge_rollup(table: &str) -> String {
+    format!(
+        "UPDATE {table} SET status_codes = ?, latency_sketch = ? \
+         WHERE granularity = ? AND bucket_start = ? AND tenant_id = ? AND key_id = ? \
+         AND endpoint = ? AND method = ? AND status_class = ?"
+    )
+}
 
-/// Adds `deltas` to `usage_rollups` (see [`rollups`]).
-async fn add_rollups(txn: &DatabaseTransaction, deltas: &Deltas) -> Result<(), DbErr> {
+/// Adds one table's rows of a batch (see [`rollups`]).
+async fn add_rollups(txn: &DatabaseTransaction, part: &Part) -> Result<(), DbErr> {
     let now = Utc::now();
     let mut merges = Vec::new();
-    for (chunk, rows) in deltas.rows.chunks(ROLLUPS_PER_STATEMENT).enumerate() {
+    for (chunk, rows) in part.rows.chunks(ROLLUPS_PER_STATEMENT).enumerate() {
         let placeholders = vec![format!("({})", ["?"; 18].join(", ")); rows.len()].join(", ");
         let sql = format!(
-            "INSERT INTO usage_rollups ({}) VALUES {placeholders} {}",
+            "INSERT INTO {} ({}) VALUES {placeholders} {}",
+            part.table,
             rollups::COLUMNS.join(", "),
-            rollups::on_conflict("max", "")
+            rollups::on_conflict(part.table, "max", "")
         );
         let mut values: Vec<Value> = Vec::with_capacity(rows.len() * 18);
         for (i, (key, t)) in rows.iter().enumerate() {
-            let sketch = deltas.sketches[chunk * ROLLUPS_PER_STATEMENT + i].clone();
+            let sketch = part.sketches[chunk * ROLLUPS_PER_STATEMENT + i].clone();
             values.extend([
                 key.granularity.as_str().into(),
                 key.bucket_start.into(),
@@ -118,10 +125,7 @@ async fn add_rollups(txn: &DatabaseTransaction, deltas: &Deltas) -> Result<(), D
             let codes = serde_json::from_str(&codes).map_err(|err| corrupt(err.to_string()))?;
             let sketch: Vec<u8> = row.try_get("", "latency_sketch")?;
             let count: i64 = row.try_get("", "count")?;
-            if let Some(merged) = deltas
-                .merged(&key, count, &codes, &sketch)
-                .map_err(corrupt)?
-            {
+            if let Some(merged) = part.merged(&key, count, &codes, &sketch).map_err(corrupt)? {
                 merges.push((key, merged));
             }
         }
@@ -140,7 +144,7 @@ async fn add_rollups(txn: &DatabaseTransaction, deltas: &Deltas) -> Result<(), D
         ];
         txn.execute_raw(Statement::from_sql_and_values(
             DbBackend::Sqlite,
-            MERGE_ROLLUP,
+            merge_rollup(part.table),
             values,
         ))
         .await?;

@@ -171,3 +171,80 @@ async fn the_range_live_counter_and_key_creation_work_in_the_browser() {
     .await;
     tab.assert_no_problems("keys");
 }
+
+#[tokio::test]
+async fn a_platform_admin_sees_every_tenant_and_picks_one_and_phones_fit() {
+    let test = "a_platform_admin_sees_every_tenant_and_picks_one_and_phones_fit";
+    let Some(chrome) = Chrome::launch(test).await else {
+        return;
+    };
+    let (app, seeded) = demo_app().await;
+    let tab = chrome.tab().await;
+    log_in(&app, &tab, demo::ADMIN_EMAIL, "/dashboard/").await;
+    tab.wait_ready("admin overview, all tenants").await;
+    assert_eq!(
+        tab.eval::<String>("document.querySelector('#tenant-scope').value")
+            .await,
+        ""
+    );
+    let all = number(&tab, "[data-stat=requests] .stat-value").await;
+    assert!(all > 100, "every tenant's calls: {all}");
+    tab.screenshot("admin-overview").await;
+
+    // Picking the demo tenant scopes every widget and the live feed to it.
+    let tenant = tollgate::ids::TenantId(seeded.tenant_id).to_string();
+    tab.wait_for(
+        &format!("!!document.querySelector('#tenant-scope option[value=\"{tenant}\"]')"),
+        "the tenant list",
+    )
+    .await;
+    tab.eval::<bool>(&format!(
+        "(() => {{ const s = document.querySelector('#tenant-scope'); s.value = '{tenant}'; \
+         s.dispatchEvent(new Event('change')); return true; }})()"
+    ))
+    .await;
+    tab.wait_for(
+        &format!("location.search.includes('{tenant}')"),
+        "the tenant in the URL",
+    )
+    .await;
+    tab.wait_ready("admin overview, one tenant").await;
+    assert_eq!(
+        number(&tab, "[data-stat=requests] .stat-value").await,
+        all,
+        "one tenant only"
+    );
+    tab.wait_for(
+        "document.querySelector('#live-indicator').dataset.live === 'live'",
+        "live",
+    )
+    .await;
+    visit(
+        &app,
+        &tab,
+        &format!("/dashboard/endpoints?tenant_id={tenant}"),
+        "admin-endpoints",
+    )
+    .await;
+    tab.assert_no_problems("admin pages");
+
+    // At phone width the overview still fits: nothing wider than the screen.
+    let phone = chrome.tab().await;
+    phone
+        .page
+        .execute(
+            chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams::new(
+                375, 812, 2.0, true,
+            ),
+        )
+        .await
+        .unwrap();
+    log_in(&app, &phone, demo::OWNER_EMAIL, "/dashboard/").await;
+    phone.wait_ready("overview at 375 px").await;
+    let fits: bool = phone
+        .eval("document.documentElement.scrollWidth <= window.innerWidth")
+        .await;
+    phone.screenshot("overview-phone").await;
+    assert!(fits, "the overview scrolls sideways at 375 px");
+    phone.assert_no_problems("overview at 375 px");
+}

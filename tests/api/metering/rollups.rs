@@ -12,7 +12,7 @@ use proptest::{
 };
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use tollgate::{
-    entities::{usage_events, usage_rollups},
+    entities::{usage_events, usage_rollup_totals, usage_rollups},
     ids::{KeyId, TenantId},
     metering::{
         Source, UsageEvent,
@@ -84,12 +84,26 @@ fn build(tenant: TenantId, keys: &[KeyId; 3], draws: &[Draw]) -> Vec<UsageEvent>
 }
 
 async fn stored_rollups(app: &TestApp, tenant: TenantId) -> BTreeMap<RollupKey, Totals> {
-    usage_rollups::Entity::find()
+    let rows = usage_rollups::Entity::find()
         .filter(usage_rollups::Column::TenantId.eq(tenant.0))
         .all(&app.state.db)
         .await
-        .unwrap()
-        .into_iter()
+        .unwrap();
+    by_key(rows)
+}
+
+/// The tenant's rows of `usage_rollup_totals`.
+async fn stored_totals(app: &TestApp, tenant: TenantId) -> BTreeMap<RollupKey, Totals> {
+    let rows = usage_rollup_totals::Entity::find()
+        .filter(usage_rollup_totals::Column::TenantId.eq(tenant.0))
+        .all(&app.state.db)
+        .await
+        .unwrap();
+    by_key(rows.into_iter().map(usage_rollups::Model::from).collect())
+}
+
+fn by_key(rows: Vec<usage_rollups::Model>) -> BTreeMap<RollupKey, Totals> {
+    rows.into_iter()
         .map(|row| {
             let key = RollupKey {
                 granularity: Granularity::parse(&row.granularity).unwrap(),
@@ -154,6 +168,13 @@ async fn check(app: &TestApp, draws: Vec<Draw>, batching: (Vec<usize>, Vec<bool>
     assert_eq!(stored.len(), expected.len(), "rollup rows");
     for (key, want) in &expected {
         assert_eq!(stored.get(key), Some(want), "bucket {key:?}");
+    }
+    // The tenant totals: the same events summed over keys and endpoints.
+    let expected_totals = rollup::totals_of(&expected);
+    let totals = stored_totals(app, tenant).await;
+    assert_eq!(totals.len(), expected_totals.len(), "totals rows");
+    for (key, want) in &expected_totals {
+        assert_eq!(totals.get(key), Some(want), "totals bucket {key:?}");
     }
 
     // Percentiles over everything, merged from the minute buckets, against the exact ones.
@@ -234,4 +255,40 @@ async fn a_late_event_merges_into_its_existing_bucket() {
         );
         assert_eq!(totals.latency.count(), 3);
     }
+}
+
+/// What migration 000010 does to rollups stored before it: the totals it sums from
+/// `usage_rollups` equal those the writer keeps.
+#[tokio::test]
+async fn the_totals_backfill_sums_the_stored_rollups() {
+    let app = spawn_app().await;
+    let tenant = TenantId::new();
+    let keys = [KeyId::new(), KeyId::new(), KeyId::new()];
+    // Spread over three days, every key, endpoint, method and status.
+    let draws: Vec<Draw> = (0..300usize)
+        .map(|i| {
+            let i64 = i as i64;
+            (
+                i64 * 863,
+                i % 4,
+                i % 3,
+                i % 2,
+                i % 7,
+                500 + i64 * 37,
+                i64 * 11,
+            )
+        })
+        .collect();
+    let events = build(tenant, &keys, &draws);
+    insert_events(&app.state.db, &events).await.unwrap();
+    let kept = stored_totals(&app, tenant).await;
+    assert!(!kept.is_empty());
+    usage_rollup_totals::Entity::delete_many()
+        .exec(&app.state.db)
+        .await
+        .unwrap();
+    migration::backfill_rollup_totals(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(stored_totals(&app, tenant).await, kept);
 }
