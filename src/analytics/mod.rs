@@ -294,11 +294,21 @@ pub struct KeyRow {
     pub stats: Stats,
 }
 
+/// A key's row of the `keys` report.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct KeyUsage {
+    #[serde(flatten)]
+    pub row: KeyRow,
+    /// The key's windows now (asked of the limiter without counting a call) and their peaks
+    /// in the window; empty for calls made without a key or with a deleted key.
+    pub rate_limits: Vec<rate_limits::WindowUse>,
+}
+
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Keys {
     pub window: WindowOut,
     /// Busiest first.
-    pub data: Vec<KeyRow>,
+    pub data: Vec<KeyUsage>,
 }
 
 async fn per_key(db: &impl ConnectionTrait, question: &Question) -> Result<Vec<KeyRow>> {
@@ -324,15 +334,38 @@ async fn per_key(db: &impl ConnectionTrait, question: &Question) -> Result<Vec<K
         .collect())
 }
 
-/// Per key: volume, success rate, tokens, cost and when it was last used.
-pub async fn keys(db: &impl ConnectionTrait, question: &Question) -> Result<Keys> {
-    let mut data = per_key(db, question).await?;
-    data.sort_by(|a, b| {
+/// Per key: volume, success rate, tokens, cost, when it was last used, and its rate-limit
+/// windows now (with their peaks in the window).
+pub async fn keys(
+    db: &impl ConnectionTrait,
+    question: &Question,
+    ctx: &rate_limits::Context<'_>,
+) -> Result<Keys> {
+    let mut rows = per_key(db, question).await?;
+    rows.sort_by(|a, b| {
         b.stats
             .requests
             .cmp(&a.stats.requests)
             .then_with(|| a.key_id.cmp(&b.key_id))
     });
+    let ids = rows.iter().filter_map(|r| r.key_id.map(|k| k.0));
+    let models: Vec<_> = store::key_names(db, ids).await?.into_values().collect();
+    let mut windows: HashMap<Uuid, Vec<rate_limits::WindowUse>> =
+        rate_limits::utilization(db, question, ctx, &models)
+            .await?
+            .into_iter()
+            .map(|k| (k.key_id.0, k.windows))
+            .collect();
+    let data = rows
+        .into_iter()
+        .map(|row| KeyUsage {
+            rate_limits: row
+                .key_id
+                .and_then(|k| windows.remove(&k.0))
+                .unwrap_or_default(),
+            row,
+        })
+        .collect();
     Ok(Keys {
         window: question.window.into(),
         data,

@@ -21,6 +21,9 @@ use crate::{
     metering::rollup::Granularity,
 };
 
+/// The threshold when none is asked for, in percent.
+pub const DEFAULT_THRESHOLD: u8 = 80;
+
 /// Most keys one answer reports on (the busiest tenants have more; filter by `key_id`).
 pub const MAX_KEYS: usize = 500;
 
@@ -89,20 +92,8 @@ pub async fn report(
 ) -> Result<RateLimits> {
     let granularity = question.window.auto_granularity();
     let history = history(db, question, granularity).await?;
-    let peaks = peaks(db, question).await?;
-    let mut keys = Vec::new();
-    let mut policies: HashMap<Uuid, TenantPolicy> = HashMap::new();
-    for key in keys_of(db, question, &history).await? {
-        let policy = match policies.get(&key.tenant_id) {
-            Some(policy) => *policy,
-            None => {
-                let policy = limits::tenant_policy(db, key.tenant_id.into(), ctx.defaults).await?;
-                *policies.entry(key.tenant_id).or_insert(policy)
-            }
-        };
-        let peak = peaks.get(&key.id).copied().unwrap_or_default();
-        keys.push(utilization_now(&key, &policy, peak, ctx).await?);
-    }
+    let keys = keys_of(db, question, &history).await?;
+    let mut keys = utilization(db, question, ctx, &keys).await?;
     keys.sort_by(|a, b| {
         let (now_a, peak_a) = fullest(a);
         let (now_b, peak_b) = fullest(b);
@@ -123,6 +114,30 @@ pub async fn report(
         history: history.iter().map(point).collect(),
         recommendations,
     })
+}
+
+/// The windows of `keys` now and their peaks over the question's window.
+pub async fn utilization(
+    db: &impl ConnectionTrait,
+    question: &Question,
+    ctx: &Context<'_>,
+    keys: &[api_keys::Model],
+) -> Result<Vec<KeyUtilization>> {
+    let peaks = peaks(db, question).await?;
+    let mut policies: HashMap<Uuid, TenantPolicy> = HashMap::new();
+    let mut out = Vec::with_capacity(keys.len());
+    for key in keys {
+        let policy = match policies.get(&key.tenant_id) {
+            Some(policy) => *policy,
+            None => {
+                let policy = limits::tenant_policy(db, key.tenant_id.into(), ctx.defaults).await?;
+                *policies.entry(key.tenant_id).or_insert(policy)
+            }
+        };
+        let peak = peaks.get(&key.id).copied().unwrap_or_default();
+        out.push(utilization_now(key, &policy, peak, ctx).await?);
+    }
+    Ok(out)
 }
 
 /// The key's windows now: the limiter's decision for a call of cost 0, which counts nothing.

@@ -392,6 +392,14 @@ async fn endpoints_keys_and_top_consumers_rank_with_trends() {
         (rows[1]["name"].as_str(), rows[1]["success_rate"].as_f64()),
         (Some("batch"), Some(0.0))
     );
+    // Ingested calls were not decided by the limiter: every window is empty now.
+    let windows: Vec<(&str, u64)> = rows[0]["rate_limits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| (w["window"].as_str().unwrap(), w["used"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(windows, vec![("minute", 0), ("hour", 0), ("day", 0)]);
 
     let path = format!("/v1/analytics/top-consumers?{WINDOW}&by=error_rate&limit=1");
     let top = get(&w.app, &w.owner.token, &path).await;

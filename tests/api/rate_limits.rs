@@ -67,6 +67,16 @@ async fn a_key_near_its_minute_limit_is_reported_now_and_in_its_history() {
     assert_eq!(history[0]["key_id"], busy.id.as_str());
     assert_eq!(history[0]["minute_percent"], 80.0);
 
+    // The keys report carries the same windows.
+    let report = app.get_json_as("/v1/analytics/keys", &owner.token).await;
+    let row = &report["data"][0];
+    assert_eq!(row["key_id"], busy.id.as_str());
+    let minute = window(&json!({"windows": row["rate_limits"]}), "minute").clone();
+    assert_eq!(
+        (minute["used"].as_u64(), minute["peak_percent"].as_f64()),
+        (Some(8), Some(80.0))
+    );
+
     // Asking counted nothing: the limit still admits exactly two more calls.
     for _ in 0..2 {
         assert_eq!(app.ping(&busy.secret).await.status().as_u16(), 200);

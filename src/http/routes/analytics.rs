@@ -12,6 +12,7 @@ use crate::{
         self, Endpoints, Filter, GroupBy, Keys, Question, RankBy, Summary, Tenants, Timeseries,
         TopConsumers, Window,
         drill::{self, Errors, Heatmap, HeatmapBucket, HeatmapKind, SlowRequests},
+        rate_limits,
     },
     config::RetentionSettings,
     error::Result,
@@ -188,8 +189,10 @@ async fn endpoints(
 
 /// Usage per key
 ///
-/// Per key: calls, success rate, latency, tokens, cost and when it was last used. Busiest
-/// first; calls without a key (ingested) have `key_id: null`.
+/// Per key: calls, success rate, latency, tokens, cost, when it was last used, and each
+/// rate-limit window's current use and peak in the window (`rate_limits`; see also
+/// `/v1/analytics/rate-limits`). Busiest first; calls without a key (ingested) have
+/// `key_id: null`.
 #[utoipa::path(
     tag = "analytics",
     security(("bearer" = [])),
@@ -208,7 +211,13 @@ async fn keys(
     params: Query<QuestionParams>,
 ) -> Result<HttpResponse> {
     let question = ask(&state, &caller, &params.0)?;
-    Ok(HttpResponse::Ok().json(analytics::keys(&state.db, &question).await?))
+    let ctx = rate_limits::Context {
+        limiter: &state.limiter,
+        defaults: &state.settings.limits,
+        threshold_percent: rate_limits::DEFAULT_THRESHOLD,
+        now: Utc::now(),
+    };
+    Ok(HttpResponse::Ok().json(analytics::keys(&state.db, &question, &ctx).await?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -9,7 +9,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::analytics::{QuestionParams, ask};
 use crate::{
-    analytics::rate_limits::{Context, RateLimits, report},
+    analytics::rate_limits::{Context, DEFAULT_THRESHOLD, RateLimits, report},
     error::{Error, Result},
     http::{auth::Caller, extractors::Query, problem::Problem},
     state::AppState,
@@ -54,7 +54,7 @@ async fn get_rate_limits(
     params: Query<QuestionParams>,
     threshold: Query<ThresholdParams>,
 ) -> Result<HttpResponse> {
-    let threshold_percent = threshold.0.threshold.unwrap_or(80);
+    let threshold_percent = threshold.0.threshold.unwrap_or(DEFAULT_THRESHOLD);
     if !(1..=100).contains(&threshold_percent) {
         return Err(Error::bad_request("`threshold` must be between 1 and 100."));
     }

@@ -22,11 +22,15 @@ async fn demo_app() -> (TestApp, demo::Demo) {
 }
 
 async fn log_in(app: &TestApp, tab: &Tab, email: &str, page: &str) {
+    log_in_with(app, tab, email, demo::PASSWORD, page).await;
+}
+
+async fn log_in_with(app: &TestApp, tab: &Tab, email: &str, password: &str, page: &str) {
     tab.goto(&app.url(page)).await;
     tab.wait_for("!!document.querySelector('#login-form')", "the login form")
         .await;
     tab.fill("#login-email", email).await;
-    tab.fill("#login-password", demo::PASSWORD).await;
+    tab.fill("#login-password", password).await;
     tab.click("#login-submit").await;
     tab.wait_for(
         "!document.querySelector('#login-form')",
@@ -147,6 +151,11 @@ async fn the_range_live_counter_and_key_creation_work_in_the_browser() {
         "calls in the live feed",
     )
     .await;
+    tab.wait_for(
+        "parseFloat(document.querySelector('#live-rps').textContent) > 0",
+        "the requests/s counter moving",
+    )
+    .await;
     tab.screenshot("overview-live").await;
 
     // A key created in the UI works against /v1/ping, and its secret is shown once.
@@ -228,7 +237,7 @@ async fn a_platform_admin_sees_every_tenant_and_picks_one_and_phones_fit() {
     .await;
     tab.assert_no_problems("admin pages");
 
-    // At phone width the overview still fits: nothing wider than the screen.
+    // At phone width (same session) the overview still fits: nothing wider than the screen.
     let phone = chrome.tab().await;
     phone
         .page
@@ -239,7 +248,9 @@ async fn a_platform_admin_sees_every_tenant_and_picks_one_and_phones_fit() {
         )
         .await
         .unwrap();
-    log_in(&app, &phone, demo::OWNER_EMAIL, "/dashboard/").await;
+    phone
+        .goto(&app.url(&format!("/dashboard/?tenant_id={tenant}")))
+        .await;
     phone.wait_ready("overview at 375 px").await;
     let fits: bool = phone
         .eval("document.documentElement.scrollWidth <= window.innerWidth")
@@ -247,4 +258,47 @@ async fn a_platform_admin_sees_every_tenant_and_picks_one_and_phones_fit() {
     phone.screenshot("overview-phone").await;
     assert!(fits, "the overview scrolls sideways at 375 px");
     phone.assert_no_problems("overview at 375 px");
+}
+
+#[tokio::test]
+async fn a_tenant_without_traffic_sees_empty_states_and_a_bad_range_is_an_error_state() {
+    let test = "a_tenant_without_traffic_sees_empty_states_and_a_bad_range_is_an_error_state";
+    let Some(chrome) = Chrome::launch(test).await else {
+        return;
+    };
+    let app = spawn_app().await;
+    let owner = crate::helpers::new_tenant_member(&app, tollgate::tenancy::Role::Owner).await;
+    let tab = chrome.tab().await;
+    let password = crate::helpers::FIXTURE_PASSWORD;
+    log_in_with(&app, &tab, &owner.email, password, "/dashboard/").await;
+    tab.wait_ready("an empty overview").await;
+    for widget in ["requests", "latency", "status-codes"] {
+        let state: String = tab
+            .eval(&format!(
+                "document.querySelector('[data-widget={widget}]').dataset.state"
+            ))
+            .await;
+        assert_eq!(state, "empty", "the {widget} widget without calls");
+    }
+    assert_eq!(
+        tab.text("[data-stat=requests] .stat-value").await.trim(),
+        "0"
+    );
+    tab.screenshot("overview-empty").await;
+    tab.assert_no_problems("an empty overview");
+
+    // A window the API refuses (longer than three years) shows the problem's detail in the
+    // widgets instead of charts.
+    tab.goto(&app.url("/dashboard/?from=2019-01-01T00:00:00Z&to=2026-01-01T00:00:00Z"))
+        .await;
+    tab.wait_ready("an overview with a refused window").await;
+    let state: String = tab
+        .eval("document.querySelector('[data-widget=requests]').dataset.state")
+        .await;
+    assert_eq!(state, "error");
+    let message = tab.text("[data-widget=requests] .widget-status").await;
+    assert!(
+        message.contains("years") || message.contains("window"),
+        "{message}"
+    );
 }
