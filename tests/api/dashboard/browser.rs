@@ -178,6 +178,52 @@ async fn the_range_live_counter_and_key_creation_work_in_the_browser() {
         "the secret wiped",
     )
     .await;
+
+    // Rotating it (the old secret stops at once) shows the new secret once; revoking it
+    // refuses the new one.
+    let button = |action: &str| {
+        format!(
+            "(() => {{ const rows = [...document.querySelectorAll('[data-table=keys] tbody tr')]; \
+             const row = rows.find((r) => r.textContent.includes('made-in-the-browser')); \
+             row.querySelector('button[data-action={action}]').click(); return true; }})()"
+        )
+    };
+    tab.wait_ready("keys after creating one").await;
+    tab.eval::<bool>(&button("rotate")).await;
+    tab.wait_for(
+        "document.querySelector('#confirm-dialog').open",
+        "the rotate dialog",
+    )
+    .await;
+    tab.click("#confirm-ok").await;
+    tab.wait_for(
+        "document.querySelector('#secret-dialog').open && \
+         document.querySelector('#secret-value').textContent.startsWith('tg_')",
+        "the rotated secret",
+    )
+    .await;
+    let rotated = tab.text("#secret-value").await;
+    assert_ne!(rotated.trim(), secret.trim());
+    let old = app.ping(secret.trim()).await.status().as_u16();
+    assert!(old == 401 || old == 403, "the old secret stopped: {old}");
+    assert_eq!(app.ping(rotated.trim()).await.status().as_u16(), 200);
+    tab.click("#secret-close").await;
+    tab.wait_ready("keys after rotating").await;
+    tab.eval::<bool>(&button("revoke")).await;
+    tab.wait_for(
+        "document.querySelector('#confirm-dialog').open",
+        "the revoke dialog",
+    )
+    .await;
+    tab.click("#confirm-ok").await;
+    tab.wait_for(
+        "(document.querySelector('#key-action-status').textContent || '').startsWith('Revoke') \
+         && document.querySelector('#key-action-status').textContent.includes('done')",
+        "the revocation",
+    )
+    .await;
+    let refused = app.ping(rotated.trim()).await.status().as_u16();
+    assert_eq!(refused, 403, "a revoked key is refused");
     tab.assert_no_problems("keys");
 }
 
