@@ -16,6 +16,7 @@ mod m20261123_000007_audit_idempotency;
 mod m20261123_000008_rollups_by_status_class;
 mod m20261123_000009_usage_utilization;
 mod m20261123_000010_rollup_totals;
+mod m20261123_000011_rollups_tenant_endpoint_index;
 
 /// Sums `usage_rollups` into `usage_rollup_totals` (what migration 000010 does to existing
 /// rows; public for its test).
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000008_rollups_by_status_class::Migration),
             Box::new(m20261123_000009_usage_utilization::Migration),
             Box::new(m20261123_000010_rollup_totals::Migration),
+            Box::new(m20261123_000011_rollups_tenant_endpoint_index::Migration),
         ]
     }
 }
