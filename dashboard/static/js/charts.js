@@ -141,7 +141,8 @@ export function heatColor(t) {
 }
 
 /**
- * A grid of cells coloured by value/max. `columns`: labels; `rows`: [{label, cells}];
+ * A grid of cells coloured by √(value/max) — a square-root scale, so one very busy row does
+ * not flatten the others into one colour. `columns`: labels; `rows`: [{label, cells}];
  * `title(row, colIndex, value)` is each cell's tooltip; every `labelEvery`-th column is labelled.
  */
 export function heatmap(container, { columns, rows, max, title, labelEvery = 1, unit = 'calls' }) {
@@ -159,14 +160,15 @@ export function heatmap(container, { columns, rows, max, title, labelEvery = 1, 
       el('span', { class: 'heat-row-label' }, row.label)));
     row.cells.forEach((v, i) => {
       const td = el('td', { class: v > 0 ? 'heat-cell' : 'heat-cell is-zero', title: title(row, i, v) });
-      if (v > 0) td.style.backgroundColor = heatColor(max > 0 ? v / max : 0);
+      if (v > 0) td.style.backgroundColor = heatColor(max > 0 ? Math.sqrt(v / max) : 0);
       tr.append(td);
     });
     body.append(tr);
   }
   table.append(body);
   const legend = el('div', { class: 'heat-legend', 'aria-hidden': 'true' },
-    el('span', {}, '0'), el('span', { class: 'heat-ramp' }), el('span', {}, `${fmtCompact(max)} ${unit}`));
+    el('span', {}, '0'), el('span', { class: 'heat-ramp' }),
+    el('span', {}, `${fmtCompact(max)} ${unit} (square-root scale)`));
   container.append(el('div', { class: 'heat-scroll' }, table), legend);
 }
 
