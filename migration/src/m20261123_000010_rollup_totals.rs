@@ -94,6 +94,16 @@ enum Totals {
 /// Rows read per page; a page ends on a whole bucket.
 const PAGE: u64 = 20_000;
 
+/// The columns a totals row adds up, in `Sum::added` order.
+const ADDED: [&str; 6] = [
+    "bytes_in",
+    "bytes_out",
+    "tokens_in",
+    "tokens_out",
+    "cost_nanos",
+    "latency_sum_us",
+];
+
 /// One totals row being summed.
 #[derive(Default)]
 struct Sum {
@@ -200,15 +210,7 @@ fn sum(backend: DbBackend, rows: &[QueryResult]) -> Result<BTreeMap<GroupKey, Su
         for (code, n) in codes.as_object().into_iter().flatten() {
             *s.codes.entry(code.clone()).or_default() += n.as_i64().unwrap_or(0);
         }
-        let added = [
-            "bytes_in",
-            "bytes_out",
-            "tokens_in",
-            "tokens_out",
-            "cost_nanos",
-            "latency_sum_us",
-        ];
-        for (total, column) in s.added.iter_mut().zip(added) {
+        for (total, column) in s.added.iter_mut().zip(ADDED) {
             *total += row.try_get::<i64>("", column)?;
         }
         let max_us: i64 = row.try_get("", "latency_max_us")?;

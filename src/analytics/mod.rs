@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::{
     Error, Result,
-    entities::usage_rollups,
+    entities::{api_keys, usage_rollups},
     ids::{KeyId, TenantId},
     metering::rollup::Granularity,
 };
@@ -311,12 +311,16 @@ pub struct Keys {
     pub data: Vec<KeyUsage>,
 }
 
-async fn per_key(db: &impl ConnectionTrait, question: &Question) -> Result<Vec<KeyRow>> {
+/// The per-key rows of the question, and the stored keys they name.
+async fn per_key(
+    db: &impl ConnectionTrait,
+    question: &Question,
+) -> Result<(Vec<KeyRow>, HashMap<Uuid, api_keys::Model>)> {
     let rows = store::covering(db, question, Level::Detail).await?;
     let currencies = currencies_of(db, &rows).await?;
     let folded = reports::fold(&rows, &currencies, |r| Some((r.key_id, r.tenant_id)))?;
     let keys = store::key_names(db, folded.keys().map(|(k, _)| *k)).await?;
-    Ok(folded
+    let rows = folded
         .into_iter()
         .map(|((key_id, tenant_id), acc)| {
             let key = keys.get(&key_id);
@@ -331,7 +335,8 @@ async fn per_key(db: &impl ConnectionTrait, question: &Question) -> Result<Vec<K
                 stats,
             }
         })
-        .collect())
+        .collect();
+    Ok((rows, keys))
 }
 
 /// Per key: volume, success rate, tokens, cost, when it was last used, and its rate-limit
@@ -341,15 +346,14 @@ pub async fn keys(
     question: &Question,
     ctx: &rate_limits::Context<'_>,
 ) -> Result<Keys> {
-    let mut rows = per_key(db, question).await?;
+    let (mut rows, keys) = per_key(db, question).await?;
     rows.sort_by(|a, b| {
         b.stats
             .requests
             .cmp(&a.stats.requests)
             .then_with(|| a.key_id.cmp(&b.key_id))
     });
-    let ids = rows.iter().filter_map(|r| r.key_id.map(|k| k.0));
-    let models: Vec<_> = store::key_names(db, ids).await?.into_values().collect();
+    let models: Vec<_> = keys.into_values().collect();
     let mut windows: HashMap<Uuid, Vec<rate_limits::WindowUse>> =
         rate_limits::utilization(db, question, ctx, &models)
             .await?
@@ -408,7 +412,7 @@ pub async fn top_consumers(
     by: RankBy,
     limit: usize,
 ) -> Result<TopConsumers> {
-    let mut rows = per_key(db, question).await?;
+    let (mut rows, _) = per_key(db, question).await?;
     let bandwidth = |k: &KeyRow| k.stats.bytes_in + k.stats.bytes_out;
     rows.sort_by(|a, b| {
         let order = match by {

@@ -2,7 +2,7 @@
 //! call), their peaks and history over the question's window (`usage_utilization`), the keys
 //! over a threshold, and a recommendation line per key near or at a limit.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, hash_map::Entry};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
@@ -125,19 +125,18 @@ pub async fn utilization(
 ) -> Result<Vec<KeyUtilization>> {
     let peaks = peaks(db, question).await?;
     let mut policies: HashMap<Uuid, TenantPolicy> = HashMap::new();
-    let mut out = Vec::with_capacity(keys.len());
     for key in keys {
-        let policy = match policies.get(&key.tenant_id) {
-            Some(policy) => *policy,
-            None => {
-                let policy = limits::tenant_policy(db, key.tenant_id.into(), ctx.defaults).await?;
-                *policies.entry(key.tenant_id).or_insert(policy)
-            }
-        };
-        let peak = peaks.get(&key.id).copied().unwrap_or_default();
-        out.push(utilization_now(key, &policy, peak, ctx).await?);
+        if let Entry::Vacant(slot) = policies.entry(key.tenant_id) {
+            slot.insert(limits::tenant_policy(db, key.tenant_id.into(), ctx.defaults).await?);
+        }
     }
-    Ok(out)
+    // Asked concurrently: on Redis the keys' decisions are in flight together over the
+    // multiplexed connection instead of one round trip after another.
+    let asked = keys.iter().map(|key| {
+        let peak = peaks.get(&key.id).copied().unwrap_or_default();
+        utilization_now(key, &policies[&key.tenant_id], peak, ctx)
+    });
+    futures_util::future::try_join_all(asked).await
 }
 
 /// The key's windows now: the limiter's decision for a call of cost 0, which counts nothing.

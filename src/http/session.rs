@@ -9,6 +9,7 @@ use actix_web::{
     http::{Method, header},
 };
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use crate::{config::AuthSettings, error::Error};
 
@@ -38,12 +39,7 @@ pub fn csrf(settings: &AuthSettings, session: &str) -> String {
 /// Whether `presented` is the session's CSRF token (compared in constant time).
 pub fn csrf_matches(settings: &AuthSettings, session: &str, presented: &str) -> bool {
     let expected = csrf(settings, session);
-    expected.len() == presented.len()
-        && expected
-            .bytes()
-            .zip(presented.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+    expected.as_bytes().ct_eq(presented.as_bytes()).into()
 }
 
 /// For a cookie-authenticated API call: unsafe methods need the CSRF header.

@@ -54,29 +54,48 @@ pub async fn run(
         .exec(db)
         .await?
         .rows_affected;
+    use {usage_rollup_totals as totals, usage_rollups as rollups, usage_utilization as peaks};
     for granularity in Granularity::ALL {
         let cutoff = horizon(now, settings.days(granularity));
         // Whole buckets only: a bucket is removed once it has ended before the horizon.
         let cutoff = granularity.truncate(cutoff) - granularity.step();
-        report.rollups_deleted += usage_rollups::Entity::delete_many()
-            .filter(usage_rollups::Column::Granularity.eq(granularity.as_str()))
-            .filter(usage_rollups::Column::BucketStart.lte(cutoff))
-            .exec(db)
-            .await?
-            .rows_affected;
-        usage_rollup_totals::Entity::delete_many()
-            .filter(usage_rollup_totals::Column::Granularity.eq(granularity.as_str()))
-            .filter(usage_rollup_totals::Column::BucketStart.lte(cutoff))
-            .exec(db)
-            .await?;
-        // Utilization history follows its rollups' horizon.
-        usage_utilization::Entity::delete_many()
-            .filter(usage_utilization::Column::Granularity.eq(granularity.as_str()))
-            .filter(usage_utilization::Column::BucketStart.lte(cutoff))
-            .exec(db)
-            .await?;
+        let bucket = (granularity, cutoff);
+        report.rollups_deleted += delete_buckets::<rollups::Entity>(
+            db,
+            [rollups::Column::Granularity, rollups::Column::BucketStart],
+            bucket,
+        )
+        .await?;
+        // The tenant totals and the utilization history follow the rollups' horizon.
+        delete_buckets::<totals::Entity>(
+            db,
+            [totals::Column::Granularity, totals::Column::BucketStart],
+            bucket,
+        )
+        .await?;
+        delete_buckets::<peaks::Entity>(
+            db,
+            [peaks::Column::Granularity, peaks::Column::BucketStart],
+            bucket,
+        )
+        .await?;
     }
     Ok(report)
+}
+
+/// Deletes a bucketed table's buckets of `granularity` starting at or before `cutoff`;
+/// `columns` are its granularity and bucket start.
+async fn delete_buckets<E: EntityTrait>(
+    db: &DatabaseConnection,
+    [granularity_column, bucket]: [E::Column; 2],
+    (granularity, cutoff): (Granularity, DateTime<Utc>),
+) -> Result<u64, DbErr> {
+    Ok(E::delete_many()
+        .filter(granularity_column.eq(granularity.as_str()))
+        .filter(bucket.lte(cutoff))
+        .exec(db)
+        .await?
+        .rows_affected)
 }
 
 /// Drops the daily partitions `usage_events_YYYYMMDD` whose whole day is before `cutoff`.

@@ -211,12 +211,7 @@ async fn keys(
     params: Query<QuestionParams>,
 ) -> Result<HttpResponse> {
     let question = ask(&state, &caller, &params.0)?;
-    let ctx = rate_limits::Context {
-        limiter: &state.limiter,
-        defaults: &state.settings.limits,
-        threshold_percent: rate_limits::DEFAULT_THRESHOLD,
-        now: Utc::now(),
-    };
+    let ctx = super::rate_limits::context(&state, rate_limits::DEFAULT_THRESHOLD);
     Ok(HttpResponse::Ok().json(analytics::keys(&state.db, &question, &ctx).await?))
 }
 

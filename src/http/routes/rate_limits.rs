@@ -59,12 +59,17 @@ async fn get_rate_limits(
         return Err(Error::bad_request("`threshold` must be between 1 and 100."));
     }
     let question = ask(&state, &caller, &params.0)?;
-    let ctx = Context {
+    let ctx = context(&state, threshold_percent);
+    let answer = report(&state.db, &question, &ctx).await?;
+    Ok(HttpResponse::Ok().json(answer))
+}
+
+/// What the utilization reports ask the limiter with, now.
+pub(super) fn context(state: &AppState, threshold_percent: u8) -> Context<'_> {
+    Context {
         limiter: &state.limiter,
         defaults: &state.settings.limits,
         threshold_percent,
         now: Utc::now(),
-    };
-    let answer = report(&state.db, &question, &ctx).await?;
-    Ok(HttpResponse::Ok().json(answer))
+    }
 }

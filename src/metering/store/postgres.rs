@@ -11,7 +11,10 @@
 //! Either way the rollups of exactly the inserted events are added in the same transaction
 //! (`rollups.rs`).
 
-use std::{collections::HashSet, sync::LazyLock};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::LazyLock,
+};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -155,17 +158,12 @@ fn merge_rollups(table: &str) -> String {
     )
 }
 
-static UPSERT: LazyLock<[String; 2]> = LazyLock::new(|| {
-    [
-        upsert_rollups("usage_rollups"),
-        upsert_rollups("usage_rollup_totals"),
-    ]
-});
-static MERGE_BACK: LazyLock<[String; 2]> = LazyLock::new(|| {
-    [
-        merge_rollups("usage_rollups"),
-        merge_rollups("usage_rollup_totals"),
-    ]
+/// The upsert and the write-back of each rollup table, built once.
+static STATEMENTS: LazyLock<HashMap<&'static str, (String, String)>> = LazyLock::new(|| {
+    rollups::TABLES
+        .into_iter()
+        .map(|table| (table, (upsert_rollups(table), merge_rollups(table))))
+        .collect()
 });
 
 /// Keeps the larger utilization of each window, from arrays (one per column).
@@ -186,19 +184,16 @@ async fn add_rollups(conn: &mut PgConnection, deltas: &Deltas) -> Result<(), sql
         return Ok(());
     }
     add_peaks(conn, &deltas.peaks).await?;
-    add_part(conn, &deltas.detail, 0).await?;
-    add_part(conn, &deltas.totals, 1).await
+    add_part(conn, &deltas.detail).await?;
+    add_part(conn, &deltas.totals).await
 }
 
-/// Adds one table's rows (`statements` indexes [`UPSERT`] and [`MERGE_BACK`]).
-async fn add_part(
-    conn: &mut PgConnection,
-    part: &Part,
-    statements: usize,
-) -> Result<(), sqlx::Error> {
+/// Adds one table's rows.
+async fn add_part(conn: &mut PgConnection, part: &Part) -> Result<(), sqlx::Error> {
+    let (upsert, merge_back) = &STATEMENTS[part.table];
     let rows = &part.rows;
     let column = |f: fn(&rollups::Row) -> i64| rows.iter().map(f).collect::<Vec<i64>>();
-    let returned = sqlx::query(sqlx::AssertSqlSafe(UPSERT[statements].as_str()))
+    let returned = sqlx::query(sqlx::AssertSqlSafe(upsert.as_str()))
         .bind(
             rows.iter()
                 .map(|(k, _)| k.granularity.as_str())
@@ -259,7 +254,7 @@ async fn add_part(
     if merges.is_empty() {
         return Ok(());
     }
-    sqlx::query(sqlx::AssertSqlSafe(MERGE_BACK[statements].as_str()))
+    sqlx::query(sqlx::AssertSqlSafe(merge_back.as_str()))
         .bind(
             merges
                 .iter()

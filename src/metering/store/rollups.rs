@@ -28,6 +28,9 @@ pub(super) type RowKey = (String, DateTime<Utc>, Uuid, Uuid, String, String, i16
 /// One rollup row of a batch.
 pub(super) type Row = (RollupKey, Totals);
 
+/// The rollup tables: per key and endpoint, and the tenant totals.
+pub(super) const TABLES: [&str; 2] = ["usage_rollups", "usage_rollup_totals"];
+
 /// A batch's rollups: its rows in `usage_rollups` and in `usage_rollup_totals`, and its
 /// keys' utilization peaks.
 pub(super) struct Deltas {
@@ -57,8 +60,8 @@ impl Deltas {
         let detail = rollup::aggregate(events);
         let totals = rollup::totals_of(&detail);
         Self {
-            detail: Part::new("usage_rollups", detail),
-            totals: Part::new("usage_rollup_totals", totals),
+            detail: Part::new(TABLES[0], detail),
+            totals: Part::new(TABLES[1], totals),
             peaks,
         }
     }

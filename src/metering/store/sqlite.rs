@@ -130,6 +130,7 @@ async fn add_rollups(txn: &DatabaseTransaction, part: &Part) -> Result<(), DbErr
             }
         }
     }
+    let merge_back = merge_rollup(part.table);
     for ((g, bucket, tenant, key_id, endpoint, method, class), (codes, sketch)) in merges {
         let values: [Value; 9] = [
             codes.into(),
@@ -144,7 +145,7 @@ async fn add_rollups(txn: &DatabaseTransaction, part: &Part) -> Result<(), DbErr
         ];
         txn.execute_raw(Statement::from_sql_and_values(
             DbBackend::Sqlite,
-            merge_rollup(part.table),
+            merge_back.as_str(),
             values,
         ))
         .await?;
