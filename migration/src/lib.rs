@@ -17,10 +17,14 @@ mod m20261123_000008_rollups_by_status_class;
 mod m20261123_000009_usage_utilization;
 mod m20261123_000010_rollup_totals;
 mod m20261123_000011_rollups_tenant_endpoint_index;
+mod m20261123_000012_rollup_totals_endpoints;
 
-/// Sums `usage_rollups` into `usage_rollup_totals` (what migration 000010 does to existing
-/// rows; public for its test).
-pub use m20261123_000010_rollup_totals::backfill as backfill_rollup_totals;
+/// Sums `usage_rollups` into `usage_rollup_totals` with each row's endpoint set (what
+/// migrations 000010 and 000012 do to existing rows; public for their test).
+pub async fn backfill_rollup_totals(db: &impl sea_orm::ConnectionTrait) -> Result<(), DbErr> {
+    m20261123_000010_rollup_totals::backfill(db).await?;
+    m20261123_000012_rollup_totals_endpoints::backfill(db).await
+}
 
 /// Runs Tollgate's migrations in order (`Migrator::up(&db, None)`).
 pub struct Migrator;
@@ -40,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000009_usage_utilization::Migration),
             Box::new(m20261123_000010_rollup_totals::Migration),
             Box::new(m20261123_000011_rollups_tenant_endpoint_index::Migration),
+            Box::new(m20261123_000012_rollup_totals_endpoints::Migration),
         ]
     }
 }

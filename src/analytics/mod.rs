@@ -41,19 +41,19 @@ async fn currencies_of(
 /// Totals over the whole window.
 pub async fn summary(db: &impl ConnectionTrait, question: &Question) -> Result<Summary> {
     let level = Level::for_question(question);
-    let rows = store::covering(db, question, level).await?;
+    let (rows, endpoints) = match level {
+        Level::Totals => store::covering_totals(db, question).await?,
+        Level::Detail => {
+            let rows = store::covering(db, question, level).await?;
+            let endpoints = rows.iter().map(|r| r.endpoint.clone()).collect();
+            (rows, endpoints)
+        }
+    };
     let currencies = currencies_of(db, &rows).await?;
     let all = reports::fold(&rows, &currencies, |_| Some(()))?
         .remove(&())
         .unwrap_or_default();
-    let unique_endpoints = match level {
-        Level::Totals if all.totals.count > 0 => store::endpoints_called(db, question).await?,
-        Level::Totals => 0,
-        Level::Detail => {
-            let endpoints: BTreeSet<&str> = rows.iter().map(|r| r.endpoint.as_str()).collect();
-            endpoints.len()
-        }
-    };
+    let unique_endpoints = endpoints.len();
     Ok(Summary {
         window: question.window.into(),
         stats: all.stats(),

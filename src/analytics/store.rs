@@ -1,5 +1,7 @@
 //! Reading rollup rows for a [`Question`]: tenant scope and filters applied in SQL, always.
 
+use std::collections::BTreeSet;
+
 use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
@@ -8,7 +10,7 @@ use crate::{
     Result,
     entities::{usage_events, usage_rollup_totals, usage_rollups},
     ids::TenantId,
-    metering::rollup::Granularity,
+    metering::rollup::{self, Granularity},
 };
 
 /// Which rollups a report reads.
@@ -41,7 +43,8 @@ pub async fn rows(
     level: Level,
 ) -> Result<Vec<usage_rollups::Model>> {
     if level == Level::Totals {
-        return totals(db, question, granularity, window).await;
+        let rows = totals(db, question, granularity, window).await?;
+        return Ok(rows.into_iter().map(Into::into).collect());
     }
     use usage_rollups::Column;
     let condition = detail_condition(question, granularity, window);
@@ -57,7 +60,7 @@ async fn totals(
     question: &Question,
     granularity: Granularity,
     window: Window,
-) -> Result<Vec<usage_rollups::Model>> {
+) -> Result<Vec<usage_rollup_totals::Model>> {
     use usage_rollup_totals::Column;
     let condition = bucket_condition(
         [Column::Granularity, Column::BucketStart, Column::TenantId],
@@ -66,12 +69,11 @@ async fn totals(
         window,
     )
     .add(question.filter.on_totals());
-    let rows = usage_rollup_totals::Entity::find()
+    Ok(usage_rollup_totals::Entity::find()
         .filter(condition)
         .order_by_asc(Column::BucketStart)
         .all(db)
-        .await?;
-    Ok(rows.into_iter().map(Into::into).collect())
+        .await?)
 }
 
 /// The rows covering the question's window exactly, with the fewest buckets
@@ -88,25 +90,23 @@ pub async fn covering(
     Ok(all)
 }
 
-/// The distinct endpoint templates called in the question's window (read from the detail
-/// rollups, without their sketches).
-pub async fn endpoints_called(db: &impl ConnectionTrait, question: &Question) -> Result<usize> {
-    use sea_orm::QuerySelect;
-    use usage_rollups::Column;
-    let mut seen = std::collections::BTreeSet::new();
+/// The tenant-totals rows covering the question's window (as [`covering`] at
+/// [`Level::Totals`]) and the distinct endpoint templates called in it, from the rows' endpoint
+/// sets.
+pub async fn covering_totals(
+    db: &impl ConnectionTrait,
+    question: &Question,
+) -> Result<(Vec<usage_rollups::Model>, BTreeSet<String>)> {
+    let mut all = Vec::new();
+    let mut endpoints = BTreeSet::new();
     for (granularity, part) in question.window.cover() {
-        let condition = detail_condition(question, granularity, part);
-        let endpoints: Vec<String> = usage_rollups::Entity::find()
-            .select_only()
-            .column(Column::Endpoint)
-            .distinct()
-            .filter(condition)
-            .into_tuple()
-            .all(db)
-            .await?;
-        seen.extend(endpoints);
+        for row in totals(db, question, granularity, part).await? {
+            let called = rollup::parse_endpoints(&row.endpoints).map_err(crate::Error::internal)?;
+            endpoints.extend(called.map(str::to_owned));
+            all.push(row.into());
+        }
     }
-    Ok(seen.len())
+    Ok((all, endpoints))
 }
 
 /// The question's detail rows of `granularity` in `window`: scope and filter.

@@ -4,7 +4,7 @@
 use sea_orm::entity::prelude::*;
 
 /// One bucket of one (tenant, method, status class); `key_id` is always nil and `endpoint`
-/// `*`, so a row reads as a `usage_rollups` row (`From`).
+/// `*`, so a row reads as a `usage_rollups` row (`From`, which leaves out `endpoints`).
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "usage_rollup_totals")]
 pub struct Model {
@@ -40,6 +40,10 @@ pub struct Model {
     #[sea_orm(column_type = "Blob")]
     pub latency_sketch: Vec<u8>,
     pub updated_at: DateTimeUtc,
+    /// The endpoint templates summed into this row, as the keys of an object:
+    /// `{"/v1/orders/{id}": 1}` (migration 000012).
+    #[sea_orm(column_type = "JsonBinary")]
+    pub endpoints: Json,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -4,7 +4,10 @@
 //! into their bucket and a replayed event — not stored twice — is not counted twice.
 //! Analytics answer from these rows, merging [`Totals`] (latency sketches included).
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde::{Deserialize, Serialize};
@@ -87,6 +90,9 @@ pub struct Totals {
     pub latency_sum_us: i64,
     pub latency_max_us: i64,
     pub latency: LatencySketch,
+    /// The endpoint templates summed into a tenant-totals row ([`totals_of`]); empty on a
+    /// per-endpoint row, whose key names its endpoint.
+    pub endpoints: BTreeSet<Arc<str>>,
 }
 
 impl Totals {
@@ -116,6 +122,7 @@ impl Totals {
         self.latency_sum_us += other.latency_sum_us;
         self.latency_max_us = self.latency_max_us.max(other.latency_max_us);
         self.latency.merge(&other.latency);
+        self.endpoints.extend(other.endpoints.iter().cloned());
     }
 
     /// Calls answered with a status of 400 or more.
@@ -143,8 +150,29 @@ impl Totals {
             latency_sum_us: row.latency_sum_us,
             latency_max_us: row.latency_max_us,
             latency,
+            endpoints: BTreeSet::new(),
         })
     }
+
+    /// The stored form of `endpoints`: `{"/v1/orders/{id}": 1}` — an object, so that the
+    /// databases unite two sets with their JSON object merge.
+    pub fn endpoints_json(&self) -> serde_json::Value {
+        self.endpoints
+            .iter()
+            .map(|e| (e.to_string(), serde_json::Value::from(1)))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    }
+}
+
+/// The endpoint templates of a stored `endpoints` object (`usage_rollup_totals`).
+pub fn parse_endpoints(
+    json: &serde_json::Value,
+) -> Result<impl Iterator<Item = &str>, RollupError> {
+    let object = json
+        .as_object()
+        .ok_or_else(|| RollupError("endpoints is not an object".into()))?;
+    Ok(object.keys().map(String::as_str))
 }
 
 /// Counts per status code in their stored form, `{"200": 17}`.
@@ -202,7 +230,7 @@ pub fn aggregate<'a>(
 pub const ALL_ENDPOINTS: &str = "*";
 
 /// The tenant totals of rollups: summed over keys and endpoints, per (granularity, bucket,
-/// tenant, method, status class).
+/// tenant, method, status class), each with the set of endpoints summed into it.
 pub fn totals_of(detail: &BTreeMap<RollupKey, Totals>) -> BTreeMap<RollupKey, Totals> {
     let all: Arc<str> = Arc::from(ALL_ENDPOINTS);
     let mut out: BTreeMap<RollupKey, Totals> = BTreeMap::new();
@@ -212,7 +240,9 @@ pub fn totals_of(detail: &BTreeMap<RollupKey, Totals>) -> BTreeMap<RollupKey, To
             endpoint: all.clone(),
             ..key.clone()
         };
-        out.entry(total).or_default().merge(totals);
+        let total = out.entry(total).or_default();
+        total.merge(totals);
+        total.endpoints.insert(key.endpoint.clone());
     }
     out
 }

@@ -234,6 +234,14 @@ async fn the_summary_has_exact_totals_and_percentiles_within_one_percent() {
         (json!(2), json!(2))
     );
     assert_near(&s["latency_p99_ms"], 1.0);
+    assert_eq!(s["unique_endpoints"], 1);
+    // A filter the tenant totals answer (their endpoint sets) and one the per-key rows answer.
+    let path = format!("/v1/analytics/summary?{WINDOW}&method=post");
+    let s = get(&w.app, &w.owner.token, &path).await;
+    assert_eq!(
+        (s["requests"].clone(), s["unique_endpoints"].clone()),
+        (json!(4), json!(1))
+    );
     let path = format!("/v1/analytics/summary?{WINDOW}&endpoint=/v1/chat&method=post");
     assert_eq!(get(&w.app, &w.owner.token, &path).await["requests"], 4);
 }

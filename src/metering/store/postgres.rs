@@ -131,18 +131,29 @@ async fn insert_idempotent(
     Ok(count)
 }
 
-/// Upserts the rollups into `table` from arrays, one per column of [`rollups::COLUMNS`] but
-/// the last (`$18` is the update time).
+/// Upserts the rollups into `table` from arrays, one per column of [`rollups::columns`] but
+/// `updated_at` (`$18`, the update time); the totals' endpoint sets are `$19`.
 fn upsert_rollups(table: &str) -> String {
+    let (endpoints, array, name) = if table == rollups::TOTALS {
+        (", ends::jsonb", ", $19::text[]", ", ends")
+    } else {
+        ("", "", "")
+    };
     format!(
         "INSERT INTO {table} ({columns}) \
-         SELECT g, b, t, k, e, m, c, n, codes::jsonb, bi, bo, ti, tou, cost, ls, lm, sk, $18 \
+         SELECT g, b, t, k, e, m, c, n, codes::jsonb, bi, bo, ti, tou, cost, ls, lm, sk, $18\
+         {endpoints} \
          FROM unnest($1::text[], $2::timestamptz[], $3::uuid[], $4::uuid[], $5::text[], \
            $6::text[], $7::int2[], $8::int8[], $9::text[], $10::int8[], $11::int8[], \
-           $12::int8[], $13::int8[], $14::int8[], $15::int8[], $16::int8[], $17::bytea[]) \
-         AS v(g, b, t, k, e, m, c, n, codes, bi, bo, ti, tou, cost, ls, lm, sk) {}",
-        rollups::on_conflict(table, "GREATEST", ", ctid::text AS tid"),
-        columns = rollups::COLUMNS.join(", "),
+           $12::int8[], $13::int8[], $14::int8[], $15::int8[], $16::int8[], $17::bytea[]{array}) \
+         AS v(g, b, t, k, e, m, c, n, codes, bi, bo, ti, tou, cost, ls, lm, sk{name}) {}",
+        rollups::on_conflict(
+            table,
+            "GREATEST",
+            |stored, added| format!("{stored} || {added}"),
+            ", ctid::text AS tid"
+        ),
+        columns = rollups::columns(table).join(", "),
     )
 }
 
@@ -193,7 +204,7 @@ async fn add_part(conn: &mut PgConnection, part: &Part) -> Result<(), sqlx::Erro
     let (upsert, merge_back) = &STATEMENTS[part.table];
     let rows = &part.rows;
     let column = |f: fn(&rollups::Row) -> i64| rows.iter().map(f).collect::<Vec<i64>>();
-    let returned = sqlx::query(sqlx::AssertSqlSafe(upsert.as_str()))
+    let mut upsert = sqlx::query(sqlx::AssertSqlSafe(upsert.as_str()))
         .bind(
             rows.iter()
                 .map(|(k, _)| k.granularity.as_str())
@@ -227,9 +238,11 @@ async fn add_part(conn: &mut PgConnection, part: &Part) -> Result<(), sqlx::Erro
         .bind(column(|(_, t)| t.latency_sum_us))
         .bind(column(|(_, t)| t.latency_max_us))
         .bind(&part.sketches)
-        .bind(Utc::now())
-        .fetch_all(&mut *conn)
-        .await?;
+        .bind(Utc::now());
+    if let Some(endpoints) = &part.endpoints {
+        upsert = upsert.bind(endpoints);
+    }
+    let returned = upsert.fetch_all(&mut *conn).await?;
     let mut merges: Vec<(String, (String, Vec<u8>))> = Vec::new();
     for row in returned {
         let key: RowKey = (

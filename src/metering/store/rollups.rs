@@ -29,7 +29,10 @@ pub(super) type RowKey = (String, DateTime<Utc>, Uuid, Uuid, String, String, i16
 pub(super) type Row = (RollupKey, Totals);
 
 /// The rollup tables: per key and endpoint, and the tenant totals.
-pub(super) const TABLES: [&str; 2] = ["usage_rollups", "usage_rollup_totals"];
+pub(super) const TABLES: [&str; 2] = ["usage_rollups", TOTALS];
+
+/// The tenant-totals table, whose rows also keep the set of endpoints summed into them.
+pub(super) const TOTALS: &str = "usage_rollup_totals";
 
 /// A batch's rollups: its rows in `usage_rollups` and in `usage_rollup_totals`, and its
 /// keys' utilization peaks.
@@ -48,6 +51,8 @@ pub(super) struct Part {
     pub rows: Vec<Row>,
     /// Each row's sketch, encoded once.
     pub sketches: Vec<Vec<u8>>,
+    /// Each row's endpoint set (JSON text), on the totals table only.
+    pub endpoints: Option<Vec<String>>,
     index: HashMap<RowKey, usize>,
 }
 
@@ -71,6 +76,11 @@ impl Part {
     fn new(table: &'static str, rows: BTreeMap<RollupKey, Totals>) -> Self {
         let rows: Vec<Row> = rows.into_iter().collect();
         let sketches = rows.iter().map(|(_, t)| t.latency.encode()).collect();
+        let endpoints = (table == TOTALS).then(|| {
+            rows.iter()
+                .map(|(_, t)| t.endpoints_json().to_string())
+                .collect()
+        });
         let index = rows
             .iter()
             .enumerate()
@@ -80,6 +90,7 @@ impl Part {
             table,
             rows,
             sketches,
+            endpoints,
             index,
         }
     }
@@ -149,13 +160,28 @@ pub(super) const COLUMNS: [&str; 18] = [
     "updated_at",
 ];
 
+/// The columns of an upsert into `table`: [`COLUMNS`], and `endpoints` on the totals.
+pub(super) fn columns(table: &str) -> Vec<&'static str> {
+    let mut columns = COLUMNS.to_vec();
+    if table == TOTALS {
+        columns.push("endpoints");
+    }
+    columns
+}
+
 /// The conflict target: the primary key.
 pub(super) const KEY: &str =
     "granularity, bucket_start, tenant_id, key_id, endpoint, method, status_class";
 
 /// What the upsert into `table` adds on conflict; `max` is the backend's two-argument
-/// maximum, `extra` more columns to return.
-pub(super) fn on_conflict(table: &str, max: &str, extra: &str) -> String {
+/// maximum, `union` its merge of two JSON objects (the totals' endpoint sets), `extra` more
+/// columns to return.
+pub(super) fn on_conflict(
+    table: &str,
+    max: &str,
+    union: fn(&str, &str) -> String,
+    extra: &str,
+) -> String {
     let add = [
         "count",
         "bytes_in",
@@ -167,9 +193,15 @@ pub(super) fn on_conflict(table: &str, max: &str, extra: &str) -> String {
     ]
     .map(|c| format!("{c} = {table}.{c} + excluded.{c}"))
     .join(", ");
+    let endpoints = if table == TOTALS {
+        let united = union(&format!("{table}.endpoints"), "excluded.endpoints");
+        format!(", endpoints = {united}")
+    } else {
+        String::new()
+    };
     format!(
         "ON CONFLICT ({KEY}) DO UPDATE SET {add}, \
-         latency_max_us = {max}({table}.latency_max_us, excluded.latency_max_us), \
+         latency_max_us = {max}({table}.latency_max_us, excluded.latency_max_us){endpoints}, \
          updated_at = excluded.updated_at \
          RETURNING {KEY}, count, status_codes, latency_sketch{extra}"
     )

@@ -56,7 +56,7 @@ pub async fn insert(db: &DatabaseConnection, events: &[UsageEvent]) -> Result<u6
     Ok(count)
 }
 
-/// Rollup rows per upsert: 18 parameters each.
+/// Rollup rows per upsert: 18 or 19 parameters each.
 const ROLLUPS_PER_STATEMENT: usize = 1000;
 
 /// Writes back the merged status codes and sketch of one row of `table`.
@@ -73,16 +73,24 @@ async fn add_rollups(txn: &DatabaseTransaction, part: &Part) -> Result<(), DbErr
     let now = Utc::now();
     let mut merges = Vec::new();
     for (chunk, rows) in part.rows.chunks(ROLLUPS_PER_STATEMENT).enumerate() {
-        let placeholders = vec![format!("({})", ["?"; 18].join(", ")); rows.len()].join(", ");
+        let columns = rollups::columns(part.table);
+        let row = format!("({})", vec!["?"; columns.len()].join(", "));
+        let placeholders = vec![row; rows.len()].join(", ");
         let sql = format!(
             "INSERT INTO {} ({}) VALUES {placeholders} {}",
             part.table,
-            rollups::COLUMNS.join(", "),
-            rollups::on_conflict(part.table, "max", "")
+            columns.join(", "),
+            rollups::on_conflict(
+                part.table,
+                "max",
+                |stored, added| format!("json_patch({stored}, {added})"),
+                ""
+            )
         );
-        let mut values: Vec<Value> = Vec::with_capacity(rows.len() * 18);
+        let mut values: Vec<Value> = Vec::with_capacity(rows.len() * columns.len());
         for (i, (key, t)) in rows.iter().enumerate() {
-            let sketch = part.sketches[chunk * ROLLUPS_PER_STATEMENT + i].clone();
+            let at = chunk * ROLLUPS_PER_STATEMENT + i;
+            let sketch = part.sketches[at].clone();
             values.extend([
                 key.granularity.as_str().into(),
                 key.bucket_start.into(),
@@ -103,6 +111,9 @@ async fn add_rollups(txn: &DatabaseTransaction, part: &Part) -> Result<(), DbErr
                 sketch.into(),
                 now.into(),
             ]);
+            if let Some(endpoints) = &part.endpoints {
+                values.push(endpoints[at].clone().into());
+            }
         }
         let returned = txn
             .query_all_raw(Statement::from_sql_and_values(

@@ -92,31 +92,41 @@ async fn stored_rollups(app: &TestApp, tenant: TenantId) -> BTreeMap<RollupKey, 
     by_key(rows)
 }
 
-/// The tenant's rows of `usage_rollup_totals`.
+/// The tenant's rows of `usage_rollup_totals`, with their endpoint sets.
 async fn stored_totals(app: &TestApp, tenant: TenantId) -> BTreeMap<RollupKey, Totals> {
     let rows = usage_rollup_totals::Entity::find()
         .filter(usage_rollup_totals::Column::TenantId.eq(tenant.0))
         .all(&app.state.db)
         .await
         .unwrap();
-    by_key(rows.into_iter().map(usage_rollups::Model::from).collect())
+    rows.into_iter()
+        .map(|row| {
+            let endpoints = rollup::parse_endpoints(&row.endpoints)
+                .unwrap()
+                .map(Arc::from)
+                .collect();
+            let (key, mut totals) = keyed(row.into());
+            totals.endpoints = endpoints;
+            (key, totals)
+        })
+        .collect()
 }
 
 fn by_key(rows: Vec<usage_rollups::Model>) -> BTreeMap<RollupKey, Totals> {
-    rows.into_iter()
-        .map(|row| {
-            let key = RollupKey {
-                granularity: Granularity::parse(&row.granularity).unwrap(),
-                bucket_start: row.bucket_start,
-                tenant_id: row.tenant_id,
-                key_id: row.key_id,
-                endpoint: Arc::from(row.endpoint.as_str()),
-                method: Arc::from(row.method.as_str()),
-                status_class: row.status_class,
-            };
-            (key, Totals::from_row(&row).unwrap())
-        })
-        .collect()
+    rows.into_iter().map(keyed).collect()
+}
+
+fn keyed(row: usage_rollups::Model) -> (RollupKey, Totals) {
+    let key = RollupKey {
+        granularity: Granularity::parse(&row.granularity).unwrap(),
+        bucket_start: row.bucket_start,
+        tenant_id: row.tenant_id,
+        key_id: row.key_id,
+        endpoint: Arc::from(row.endpoint.as_str()),
+        method: Arc::from(row.method.as_str()),
+        status_class: row.status_class,
+    };
+    (key, Totals::from_row(&row).unwrap())
 }
 
 async fn stored_events(app: &TestApp, tenant: TenantId) -> Vec<UsageEvent> {
