@@ -11,6 +11,8 @@ use redis::{
 
 use crate::config::RedisSettings;
 
+pub mod bus;
+
 /// A shared, auto-reconnecting Redis connection plus the configured key prefix.
 #[derive(Clone)]
 pub struct Redis {

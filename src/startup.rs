@@ -16,7 +16,7 @@ use crate::{
     http::{self, KnownRoutes},
     jobs,
     keys::{cache::KeyCache, events::KeyEvents},
-    kv::Redis,
+    kv::{Redis, bus::Bus},
     limits::Limiter,
     metering::{self, Recorder, live::LiveHub},
     state::AppState,
@@ -43,7 +43,11 @@ impl Application {
         let port = listener.local_addr()?.port();
         let grace = Duration::from_secs(settings.server.shutdown_timeout_secs);
         let cancel = CancellationToken::new();
-        state.live = LiveHub::start(cancel.clone());
+        let live_bus = match &state.redis {
+            Some(redis) => Some(Bus::new(redis, &settings.redis, "live")?),
+            None => None,
+        };
+        state.live = LiveHub::start(cancel.clone(), live_bus);
         let metering = metering::start(
             state.db.clone(),
             &settings.metering,

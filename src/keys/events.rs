@@ -5,32 +5,29 @@
 //! - The publishing node invalidates its own cache before the call returns (read-your-writes)
 //!   and hands the event to in-process listeners through a tokio broadcast channel — the
 //!   whole story in embedded mode, which is one node.
-//! - With Redis, the event is also `PUBLISH`ed on `<prefix>channel:{key_changes}`; each node
-//!   runs one subscriber task (see [`KeyEvents::spawn_subscriber`]) that applies events from
-//!   other nodes. The subscriber reconnects by itself and flushes the whole cache every time
-//!   its subscription is (re)established, since events may have been missed meanwhile; while
-//!   it is disconnected, `keys.cache_ttl_secs` bounds how stale an entry can be.
+//! - With Redis, the event is also `PUBLISH`ed on `<prefix>channel:{key_changes}`
+//!   (`kv::bus`); each node's subscriber task applies events from other nodes and flushes the
+//!   whole cache every time its subscription is (re)established, since events may have been
+//!   missed meanwhile; while it is disconnected, `keys.cache_ttl_secs` bounds how stale an
+//!   entry can be.
 
-use std::time::Duration;
-
-use futures_util::StreamExt as _;
-use redis::{AsyncCommands as _, Client, aio::PubSub};
 use serde::{Deserialize, Serialize};
 use tokio::{sync::broadcast, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use super::cache::KeyCache;
-use crate::{config::RedisSettings, entities::api_keys, ids::KeyId, kv::Redis};
+use crate::{
+    config::RedisSettings,
+    entities::api_keys,
+    ids::KeyId,
+    kv::{
+        Redis,
+        bus::{Bus, Listener},
+    },
+};
 
 /// In-process listeners that fall this far behind lose events (and should flush).
 const LOCAL_CAPACITY: usize = 1024;
-/// Bounds on connecting and subscribing, and on the liveness ping of an idle subscription.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-const PING_EVERY: Duration = Duration::from_secs(15);
-/// Reconnection delays: doubling from the first to the last.
-const RETRY_FIRST: Duration = Duration::from_millis(100);
-const RETRY_MAX: Duration = Duration::from_secs(2);
 
 /// A key whose resolution changed, with every secret digest (hex SHA-256) that may be cached
 /// for it: its current and previous secrets before and after the change.
@@ -59,29 +56,12 @@ impl KeyChanged {
     }
 }
 
-/// What travels over Redis: the event and the node it came from.
-#[derive(Serialize, Deserialize)]
-struct Wire {
-    origin: Uuid,
-    #[serde(flatten)]
-    event: KeyChanged,
-}
-
 /// Publishes key changes and applies them to this node's cache. Cheap to clone.
 #[derive(Clone)]
 pub struct KeyEvents {
     cache: KeyCache,
     local: broadcast::Sender<KeyChanged>,
-    redis: Option<RedisBus>,
-}
-
-#[derive(Clone)]
-struct RedisBus {
-    redis: Redis,
-    client: Client,
-    channel: String,
-    /// This process, so it skips its own events coming back.
-    origin: Uuid,
+    redis: Option<Bus>,
 }
 
 impl KeyEvents {
@@ -103,19 +83,14 @@ impl KeyEvents {
     ) -> anyhow::Result<Self> {
         let mut events = Self::local(cache);
         if let Some(redis) = redis {
-            events.redis = Some(RedisBus {
-                redis: redis.clone(),
-                client: Client::open(settings.url.expose())?,
-                channel: redis.key("channel", "key_changes"),
-                origin: Uuid::new_v4(),
-            });
+            events.redis = Some(Bus::new(redis, settings, "key_changes")?);
         }
         Ok(events)
     }
 
     /// The Redis channel events travel on (none in-process).
     pub fn channel(&self) -> Option<&str> {
-        self.redis.as_ref().map(|bus| bus.channel.as_str())
+        self.redis.as_ref().map(Bus::channel)
     }
 
     /// Every event from now on, from this node or (with Redis) any other.
@@ -128,8 +103,14 @@ impl KeyEvents {
     /// other nodes catch up within `keys.cache_ttl_secs`).
     pub async fn publish(&self, event: KeyChanged) {
         self.cache.invalidate(&event.hashes).await;
-        if let Some(bus) = &self.redis {
-            bus.publish(&event).await;
+        if let Some(bus) = &self.redis
+            && let Err(err) = bus.publish(&event).await
+        {
+            tracing::warn!(
+                error = %err,
+                key_id = %event.key_id,
+                "could not broadcast a key change; other nodes catch up within keys.cache_ttl_secs"
+            );
         }
         // No listener is not an error.
         let _ = self.local.send(event);
@@ -137,128 +118,32 @@ impl KeyEvents {
 
     /// The subscriber task of this node (none without Redis), stopped by `cancel`.
     pub fn spawn_subscriber(&self, cancel: CancellationToken) -> Option<JoinHandle<()>> {
-        let bus = self.redis.clone()?;
-        let events = self.clone();
-        Some(tokio::spawn(async move {
-            tokio::select! {
-                () = cancel.cancelled() => {}
-                () = events.subscribe_forever(&bus) => {}
-            }
-        }))
-    }
-
-    async fn subscribe_forever(&self, bus: &RedisBus) {
-        let mut delay = RETRY_FIRST;
-        loop {
-            let error = match bus.subscription().await {
-                Ok(pubsub) => {
-                    // Subscribed: whatever happened before is flushed, what follows arrives.
-                    self.cache.invalidate_all();
-                    tracing::info!(channel = %bus.channel, "key change subscription active");
-                    delay = RETRY_FIRST;
-                    self.listen(bus, pubsub).await
-                }
-                Err(err) => err,
-            };
-            metrics::counter!("tollgate_key_events_subscription_failures_total").increment(1);
-            let retry_in_ms = delay.as_millis() as u64;
-            if delay == RETRY_FIRST {
-                tracing::warn!(
-                    error = %error,
-                    retry_in_ms,
-                    "key change subscription lost; other nodes' changes now reach this node \
-                     within keys.cache_ttl_secs, and the key cache is flushed on reconnection"
-                );
-            } else {
-                tracing::debug!(error = %error, retry_in_ms, "key change subscription still down");
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(RETRY_MAX);
-        }
-    }
-
-    /// Applies events until the connection fails; returns why.
-    async fn listen(&self, bus: &RedisBus, pubsub: PubSub) -> redis::RedisError {
-        let (mut sink, mut stream) = pubsub.split();
-        let mut ping = tokio::time::interval(PING_EVERY);
-        ping.tick().await;
-        loop {
-            tokio::select! {
-                message = stream.next() => match message {
-                    Some(message) => self.receive(bus, message.get_payload_bytes()).await,
-                    None => return closed("the subscription connection closed"),
-                },
-                _ = ping.tick() => {
-                    // A silent peer (no FIN) would otherwise leave a dead subscription.
-                    match tokio::time::timeout(CONNECT_TIMEOUT, sink.ping::<redis::Value>()).await {
-                        Ok(Ok(_)) => {}
-                        Ok(Err(err)) => return err,
-                        Err(_) => return closed("the subscription stopped answering PING"),
-                    }
-                }
-            }
-        }
-    }
-
-    async fn receive(&self, bus: &RedisBus, payload: &[u8]) {
-        let wire: Wire = match serde_json::from_slice(payload) {
-            Ok(wire) => wire,
-            Err(err) => {
-                tracing::warn!(error = %err, "ignoring a malformed key change message");
-                return;
-            }
-        };
-        if wire.origin == bus.origin {
-            return;
-        }
-        self.cache.invalidate(&wire.event.hashes).await;
-        let _ = self.local.send(wire.event);
+        let bus = self.redis.as_ref()?;
+        Some(bus.spawn_listener(self.clone(), cancel))
     }
 }
 
-impl RedisBus {
-    async fn publish(&self, event: &KeyChanged) {
-        let wire = Wire {
-            origin: self.origin,
-            event: event.clone(),
-        };
-        let payload = serde_json::to_string(&wire).expect("a key change serializes");
-        let mut conn = self.redis.conn();
-        let mut published: redis::RedisResult<i64> = conn.publish(&self.channel, &payload).await;
-        if published.is_err() {
-            // A dropped connection fails the first command and reconnects; once more.
-            published = conn.publish(&self.channel, &payload).await;
-        }
-        if let Err(err) = published {
-            metrics::counter!("tollgate_key_events_publish_failures_total").increment(1);
-            tracing::warn!(
-                error = %err,
-                key_id = %event.key_id,
-                "could not broadcast a key change; other nodes catch up within keys.cache_ttl_secs"
-            );
-        }
+impl Listener for KeyEvents {
+    type Event = KeyChanged;
+
+    const WHILE_DOWN: &'static str = "other nodes' key changes now reach this node within \
+        keys.cache_ttl_secs, and the key cache is flushed on reconnection";
+
+    async fn subscribed(&self) {
+        // Whatever happened before is flushed, what follows arrives.
+        self.cache.invalidate_all();
     }
 
-    /// A dedicated pub/sub connection subscribed to the channel.
-    async fn subscription(&self) -> redis::RedisResult<PubSub> {
-        let subscribe = async {
-            let mut pubsub = self.client.get_async_pubsub().await?;
-            pubsub.subscribe(&self.channel).await?;
-            Ok(pubsub)
-        };
-        tokio::time::timeout(CONNECT_TIMEOUT, subscribe)
-            .await
-            .unwrap_or_else(|_| Err(closed("connecting timed out")))
+    async fn receive(&self, event: KeyChanged) {
+        self.cache.invalidate(&event.hashes).await;
+        let _ = self.local.send(event);
     }
-}
-
-fn closed(why: &'static str) -> redis::RedisError {
-    redis::RedisError::from((redis::ErrorKind::Io, why))
 }
 
 #[cfg(test)]
 mod tests {
     use chrono::Utc;
+    use uuid::Uuid;
 
     use super::*;
 
@@ -303,19 +188,5 @@ mod tests {
         assert_eq!(event.key_id, KeyId::from(before.id));
         assert_eq!(event.hashes, ["b", "a", "c"]);
         assert_eq!(KeyChanged::between(None, &row("n", None)).hashes, ["n"]);
-    }
-
-    #[test]
-    fn the_wire_format_carries_the_origin_beside_the_event() {
-        let event = KeyChanged::between(None, &row("n", None));
-        let wire = Wire {
-            origin: Uuid::nil(),
-            event: event.clone(),
-        };
-        let json: serde_json::Value = serde_json::to_value(&wire).unwrap();
-        assert_eq!(json["hashes"], serde_json::json!(["n"]));
-        assert_eq!(json["key_id"], event.key_id.to_string());
-        let back: Wire = serde_json::from_value(json).unwrap();
-        assert_eq!(back.event, event);
     }
 }
