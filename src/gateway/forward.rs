@@ -45,7 +45,11 @@ pub async fn forward(
         .map(|v| v.to_str().unwrap_or_default());
     let admission = match hot_path::admit(&state, presented, 1).await {
         Ok(admission) => admission,
-        Err(err) => return err.error_response(),
+        Err(refusal) => {
+            return refusal.answer(&state, Some(started), |key| {
+                hot_path::request_event(&req, key, Source::Gateway, route.template.clone())
+            });
+        }
     };
     let event = hot_path::new_event(&req, &admission, Source::Gateway, route.template.clone());
     let meter = Meter::new(state.clone(), event, started);

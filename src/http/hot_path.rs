@@ -13,7 +13,7 @@
 use std::{sync::Arc, time::Instant};
 
 use actix_web::{
-    Error as ActixError, HttpMessage, HttpRequest, ResponseError,
+    Error as ActixError, HttpMessage, HttpRequest, HttpResponse, ResponseError,
     body::{BoxBody, EitherBody, MessageBody},
     dev::{ServiceRequest, ServiceResponse},
     http::header,
@@ -32,6 +32,54 @@ use crate::{
     telemetry::RoutePattern,
 };
 
+/// A call not admitted: the problem to answer with, and the key presented when one answers
+/// to the secret (inactive, revoked, expired, past its rotation grace, or the limiter
+/// unavailable) — the refusal is then recorded in that key's usage.
+pub struct Refusal {
+    pub error: Error,
+    pub key: Option<Arc<CachedKey>>,
+}
+
+impl From<Refusal> for Error {
+    fn from(refusal: Refusal) -> Self {
+        refusal.error
+    }
+}
+
+impl Refusal {
+    /// The problem response. Records the call with `event` (the usage event of a call that
+    /// presented the key, see [`key_event`]) when a key answered — with the response's size
+    /// and the latency since `started` when the call is served here (`None` for
+    /// `/v1/verify`) — and counts every refusal in `tollgate_api_key_refusals_total{status}`.
+    pub(crate) fn answer(
+        self,
+        state: &AppState,
+        started: Option<Instant>,
+        event: impl FnOnce(&CachedKey) -> UsageEvent,
+    ) -> HttpResponse {
+        let response = self.error.error_response();
+        let status = response.status().as_u16();
+        let label = match status {
+            401 => "401",
+            403 => "403",
+            503 => "503",
+            _ => "other",
+        };
+        metrics::counter!("tollgate_api_key_refusals_total", "status" => label).increment(1);
+        if let Some(key) = &self.key {
+            let event = event(key);
+            match started {
+                Some(started) => finish(state, event, started, status, body_size(&response)),
+                None => state.recorder.record(UsageEvent {
+                    status_code: status,
+                    ..event
+                }),
+            }
+        }
+        response
+    }
+}
+
 /// The admission of one call: its key and the limiter's decision.
 pub struct Admission {
     pub key: Arc<CachedKey>,
@@ -42,28 +90,42 @@ pub struct Admission {
 impl Admission {
     /// A usage event of this call: its tenant, key and the windows' utilization.
     pub fn event(&self, source: Source, endpoint: Arc<str>, method: Arc<str>) -> UsageEvent {
-        let mut event = UsageEvent::new(
-            source,
-            self.key.tenant_id,
-            Some(self.key.id),
-            endpoint,
-            method,
-            0,
-        );
+        let mut event = key_event(&self.key, source, endpoint, method);
         event.utilization = self.decision.utilization();
         event
     }
 }
 
+/// A usage event of a call that presented `key`: its tenant and key.
+pub fn key_event(
+    key: &CachedKey,
+    source: Source,
+    endpoint: Arc<str>,
+    method: Arc<str>,
+) -> UsageEvent {
+    UsageEvent::new(source, key.tenant_id, Some(key.id), endpoint, method, 0)
+}
+
 /// Resolves the presented secret and decides the call's windows (`cost` units). Shared by
 /// the middleware, the gateway and `/v1/verify`, so the three agree exactly.
-pub async fn admit(state: &AppState, presented: Option<&str>, cost: u64) -> Result<Admission> {
-    let digest = resolve::presented(presented)?;
+pub async fn admit(
+    state: &AppState,
+    presented: Option<&str>,
+    cost: u64,
+) -> std::result::Result<Admission, Refusal> {
+    let keyless = |error| Refusal { error, key: None };
+    let digest = resolve::presented(presented).map_err(keyless)?;
     let now = Utc::now();
     let key = state
         .key_cache
-        .resolve_digest(&state.db, &digest, now)
-        .await?;
+        .known(&state.db, &digest)
+        .await
+        .map_err(keyless)?;
+    let refused = |error| Refusal {
+        error,
+        key: Some(key.clone()),
+    };
+    resolve::check(&key, now).map_err(refused)?;
     let (month, next_month) = month::current_and_next(now, key.timezone);
     let request = Request {
         key: key.id.0,
@@ -72,7 +134,7 @@ pub async fn admit(state: &AppState, presented: Option<&str>, cost: u64) -> Resu
         month,
         next_month,
     };
-    let decision = state.limiter.decide(&request, now).await?;
+    let decision = state.limiter.decide(&request, now).await.map_err(refused)?;
     Ok(Admission {
         key,
         decision,
@@ -81,8 +143,8 @@ pub async fn admit(state: &AppState, presented: Option<&str>, cost: u64) -> Resu
 }
 
 /// The middleware: 401/403 problem for a bad key, 429 when a window refuses, otherwise the
-/// inner service's response with the rate-limit headers. Every call that got past the key
-/// check is recorded, refusals included.
+/// inner service's response with the rate-limit headers. Every call that presented an
+/// existing key is recorded, refusals included.
 pub async fn metered(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -102,13 +164,19 @@ pub async fn metered(
         .map(|v| v.to_str().unwrap_or_default());
     let admission = match admit(&state, presented, 1).await {
         Ok(admission) => admission,
-        Err(err) => {
-            return Ok(req
-                .into_response(err.error_response())
-                .map_into_right_body());
+        Err(refusal) => {
+            let response = refusal.answer(&state, Some(started), |key| {
+                request_event(req.request(), key, Source::Middleware, endpoint(&req))
+            });
+            return Ok(req.into_response(response).map_into_right_body());
         }
     };
-    let event = start_event(&req, &admission);
+    let event = new_event(
+        req.request(),
+        &admission,
+        Source::Middleware,
+        endpoint(&req),
+    );
     if let Some(refused) = rate_limit::refusal(&admission.decision, &admission.month) {
         finish(&state, event, started, 429, 0);
         return Ok(req.into_response(refused).map_into_right_body());
@@ -120,10 +188,7 @@ pub async fn metered(
         &admission.decision,
         &admission.month,
     );
-    let bytes_out = match response.response().body().size() {
-        actix_web::body::BodySize::Sized(n) => n as i64,
-        _ => 0,
-    };
+    let bytes_out = body_size(response.response());
     finish(
         &state,
         event,
@@ -134,14 +199,14 @@ pub async fn metered(
     Ok(response.map_into_left_body())
 }
 
-fn start_event(req: &ServiceRequest, admission: &Admission) -> UsageEvent {
+/// The route template of the request: the metering endpoint.
+fn endpoint(req: &ServiceRequest) -> Arc<str> {
     // Found once per request by the metrics middleware; matched here only without it.
     let known = req.extensions().get::<RoutePattern>().map(|p| p.0.clone());
-    let endpoint: Arc<str> = known.unwrap_or_else(|| {
+    known.unwrap_or_else(|| {
         req.match_pattern()
             .map_or_else(|| Arc::from("unmatched"), Arc::from)
-    });
-    new_event(req.request(), admission, Source::Middleware, endpoint)
+    })
 }
 
 /// The usage event of a call admitted as `admission`, recorded as `endpoint`: method, request
@@ -152,7 +217,24 @@ pub(crate) fn new_event(
     source: Source,
     endpoint: Arc<str>,
 ) -> UsageEvent {
-    let mut event = admission.event(source, endpoint, method(req.method().as_str()));
+    let mut event = request_event(req, &admission.key, source, endpoint);
+    event.utilization = admission.decision.utilization();
+    event
+}
+
+/// The usage event of a call that presented `key`, from the request (see [`new_event`]).
+pub(crate) fn request_event(
+    req: &HttpRequest,
+    key: &CachedKey,
+    source: Source,
+    endpoint: Arc<str>,
+) -> UsageEvent {
+    let event = key_event(key, source, endpoint, method(req.method().as_str()));
+    with_request(req, event)
+}
+
+/// `event` with the request's size, client IP and user agent.
+fn with_request(req: &HttpRequest, mut event: UsageEvent) -> UsageEvent {
     event.bytes_in = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -165,6 +247,14 @@ pub(crate) fn new_event(
         .and_then(|v| v.to_str().ok())
         .map(Arc::from);
     event
+}
+
+/// The size of a response body, when known before it is sent.
+pub(crate) fn body_size<B: MessageBody>(response: &actix_web::HttpResponse<B>) -> i64 {
+    match response.body().size() {
+        actix_web::body::BodySize::Sized(n) => n as i64,
+        _ => 0,
+    }
 }
 
 /// Completes `event` (status, response size, latency since `started`) and records it.

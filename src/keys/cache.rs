@@ -92,12 +92,22 @@ impl KeyCache {
         digest: &Digest,
         now: DateTime<Utc>,
     ) -> Result<Arc<CachedKey>> {
-        let key = match self.inner.known.get(digest).await {
-            Some(key) => key,
-            None => self.load(db, digest).await?,
-        };
+        let key = self.known(db, digest).await?;
         resolve::check(&key, now)?;
         Ok(key)
+    }
+
+    /// The key answering to `digest`, usable or not (401 when none does); callers apply
+    /// `resolve::check`.
+    pub async fn known(
+        &self,
+        db: &impl ConnectionTrait,
+        digest: &Digest,
+    ) -> Result<Arc<CachedKey>> {
+        match self.inner.known.get(digest).await {
+            Some(key) => Ok(key),
+            None => self.load(db, digest).await,
+        }
     }
 
     /// The cached answer for `secret`, if any, without loading: `Some(None)` is a negative

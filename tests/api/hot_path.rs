@@ -1,8 +1,6 @@
 //! The metered path end to end (`GET /v1/ping` behind the middleware, and `POST /v1/verify`):
 //! exact headers and bodies for 200, 401 ×2, 403 and 429 in each window, and a usage event
-//! for every call that got past the key check.
-
-use std::time::Duration;
+//! for every call of an existing key.
 
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
@@ -141,7 +139,7 @@ async fn each_window_refuses_with_the_exact_problem_and_retry_after() {
 }
 
 #[tokio::test]
-async fn key_errors_are_exact_and_not_metered() {
+async fn key_errors_are_exact_and_an_existing_keys_refusals_are_metered() {
     let app = spawn_app().await;
     let missing = app.client.get(app.url("/v1/ping")).send().await.unwrap();
     assert_eq!(
@@ -170,8 +168,30 @@ async fn key_errors_are_exact_and_not_metered() {
         assert_problem(inactive, 403).await,
         problem(403, "forbidden", "Forbidden", "API key is inactive")
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(events_of(&app, &id, 0).await.len(), 0);
+    // `/v1/verify` refuses it alike.
+    let body = json!({"key": secret, "endpoint": "/orders/{id}", "method": "get"});
+    let verified = app
+        .client
+        .post(app.url("/v1/verify"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(verified, 403).await;
+    // Unknown secrets belong to no tenant: only counted. The inactive key's two refusals
+    // are in its usage.
+    let events = events_of(&app, &id, 2).await;
+    let seen: Vec<(&str, &str, i16)> = events
+        .iter()
+        .map(|e| (e.source.as_str(), e.endpoint.as_str(), e.status_code))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("middleware", "/v1/ping", 403),
+            ("verify", "/orders/{id}", 403)
+        ]
+    );
 }
 
 #[tokio::test]

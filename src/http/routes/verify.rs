@@ -12,7 +12,7 @@ use crate::{
     error::{Error, Result},
     http::{
         extractors::Json,
-        hot_path::admit,
+        hot_path::{admit, key_event},
         problem::Problem,
         rate_limit::{self, QuotaExceeded},
     },
@@ -101,15 +101,20 @@ async fn verify(state: web::Data<AppState>, body: Json<VerifyIn>) -> Result<Http
         };
         return Err(Error::invalid(pointer, "must not be empty"));
     }
-    let admission = admit(&state, Some(&body.key), cost).await?;
+    let endpoint = Arc::from(body.endpoint.as_str());
+    let method = method(&body.method.to_ascii_uppercase());
+    let admission = match admit(&state, Some(&body.key), cost).await {
+        Ok(admission) => admission,
+        Err(refusal) => {
+            return Ok(refusal.answer(&state, None, |key| {
+                key_event(key, Source::Verify, endpoint, method)
+            }));
+        }
+    };
     let key = &admission.key;
     let refused = rate_limit::refusal(&admission.decision, &admission.month);
     let status = if refused.is_some() { 429 } else { 200 };
-    let mut event = admission.event(
-        Source::Verify,
-        Arc::from(body.endpoint.as_str()),
-        method(&body.method.to_ascii_uppercase()),
-    );
+    let mut event = admission.event(Source::Verify, endpoint, method);
     event.status_code = status;
     state.recorder.record(event);
     if let Some(refused) = refused {

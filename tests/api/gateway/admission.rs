@@ -30,7 +30,7 @@ async fn both(app: &TestApp, secret: Option<&str>) -> [(u16, String, Value); 2] 
 }
 
 #[tokio::test]
-async fn key_errors_answer_exactly_like_ping_and_are_not_metered() {
+async fn key_errors_answer_exactly_like_ping_and_an_existing_keys_are_metered() {
     let upstream = Upstream::start().await;
     let app = spawn_gateway(vec![route("/gw", upstream.url("/api"))], |_| {}).await;
     let unauthorized = |detail| {
@@ -65,7 +65,14 @@ async fn key_errors_answer_exactly_like_ping_and_are_not_metered() {
     assert_eq!(gateway, ping);
 
     assert_eq!(upstream.calls(), 0, "a refused call reached the upstream");
-    events_of(&app, &c.key_id, 0).await;
+    // The inactive key's refusals through both ways in are in its usage.
+    let events = events_of(&app, &c.key_id, 2).await;
+    let mut seen: Vec<(&str, i16)> = events
+        .iter()
+        .map(|e| (e.source.as_str(), e.status_code))
+        .collect();
+    seen.sort();
+    assert_eq!(seen, [("gateway", 403), ("middleware", 403)]);
 }
 
 #[tokio::test]

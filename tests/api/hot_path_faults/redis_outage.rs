@@ -1,7 +1,8 @@
 //! Redis stops in the middle of a run and comes back. `fail_open`: calls keep being served
 //! under the node's own limiter, which enforces the limit itself, and within a second of the
 //! restart decisions come from Redis again. `fail_closed`: `/v1/ping` and `/v1/verify`
-//! answer the exact 503 problem while Redis is down and 200 within a second of the restart.
+//! answer the exact 503 problem while Redis is down (metered, like every call of an existing
+//! key) and 200 within a second of the restart.
 
 use std::time::{Duration, Instant};
 
@@ -100,11 +101,15 @@ async fn fail_closed_answers_503_while_redis_is_down_and_200_within_a_second_aft
         recovered(&mut calls, call, 503, restarted).await;
     }
 
-    // Nothing was served while refused with 503, so only the 200s are metered.
-    let served = calls.answers.count(200) + calls.verified;
-    let events = events_by_agent(&app.state.db, key, served).await;
-    let stored: Vec<u16> = events.values().flatten().copied().collect();
-    assert_eq!(stored, vec![200; served], "one event per 200, none per 503");
+    // Every call is metered with the status it got, the 503s included.
+    let mut expected: Vec<u16> = calls.answers.statuses.values().copied().collect();
+    expected.extend(&calls.verified);
+    expected.sort_unstable();
+    let events = events_by_agent(&app.state.db, key, expected.len()).await;
+    let mut stored: Vec<u16> = events.values().flatten().copied().collect();
+    stored.sort_unstable();
+    assert_eq!(stored, expected, "one event per call, with its status");
+    assert!(stored.contains(&503));
 }
 
 /// With Redis down and `fail_open_share = 1`: the node's own limiter admits the key's 50
