@@ -5,13 +5,27 @@ use std::time::Duration;
 
 use anyhow::Context;
 use redis::{
-    AsyncCommands as _, Client,
+    AsyncCommands as _, Client, IntoConnectionInfo as _,
     aio::{ConnectionManager, ConnectionManagerConfig},
+    io::tcp::TcpSettings,
 };
 
 use crate::config::RedisSettings;
 
 pub mod bus;
+
+/// A client for the configured URL whose connections send at once (`TCP_NODELAY`; the redis
+/// crate leaves Nagle's algorithm on, which holds pipelined commands back until the previous
+/// ones are acknowledged).
+pub fn client(settings: &RedisSettings) -> anyhow::Result<Client> {
+    let info = settings
+        .url
+        .expose()
+        .into_connection_info()
+        .with_context(|| format!("opening {}", settings.url.redacted()))?
+        .set_tcp_settings(TcpSettings::default().set_nodelay(true));
+    Ok(Client::open(info)?)
+}
 
 /// A shared, auto-reconnecting Redis connection plus the configured key prefix.
 #[derive(Clone)]
@@ -23,8 +37,7 @@ pub struct Redis {
 impl Redis {
     /// Connects lazily: the process boots while Redis is down and reconnects by itself.
     pub fn connect(settings: &RedisSettings) -> anyhow::Result<Self> {
-        let client = Client::open(settings.url.expose())
-            .with_context(|| format!("opening {}", settings.url.redacted()))?;
+        let client = client(settings)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(2)))

@@ -18,6 +18,7 @@ mod m20261123_000009_usage_utilization;
 mod m20261123_000010_rollup_totals;
 mod m20261123_000011_rollups_tenant_endpoint_index;
 mod m20261123_000012_rollup_totals_endpoints;
+mod m20261123_000013_rollups_fillfactor;
 
 /// Sums `usage_rollups` into `usage_rollup_totals` with each row's endpoint set (what
 /// migrations 000010 and 000012 do to existing rows; public for their test).
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000010_rollup_totals::Migration),
             Box::new(m20261123_000011_rollups_tenant_endpoint_index::Migration),
             Box::new(m20261123_000012_rollup_totals_endpoints::Migration),
+            Box::new(m20261123_000013_rollups_fillfactor::Migration),
         ]
     }
 }

@@ -71,7 +71,7 @@ impl Bus {
     ) -> anyhow::Result<Self> {
         Ok(Self {
             redis: redis.clone(),
-            client: Client::open(settings.url.expose())?,
+            client: super::client(settings)?,
             name,
             channel: redis.key("channel", name),
             origin: Uuid::new_v4(),
