@@ -30,26 +30,47 @@ pub use store::Level;
 /// Most points one timeseries may return (per group).
 pub const MAX_POINTS: i64 = 1500;
 
-async fn currencies_of(
+/// What `read` returns and the currencies of the tenants of its rows (`rows_of`). The
+/// currency of a question's one tenant is read at the same time as the rows.
+async fn with_currencies<R>(
     db: &impl ConnectionTrait,
-    rows: &[usage_rollups::Model],
-) -> Result<HashMap<Uuid, String>> {
-    let tenants: BTreeSet<Uuid> = rows.iter().map(|r| r.tenant_id).collect();
-    store::currencies(db, tenants).await
+    question: &Question,
+    read: impl Future<Output = Result<R>>,
+    rows_of: impl FnOnce(&R) -> &[usage_rollups::Model],
+) -> Result<(R, HashMap<Uuid, String>)> {
+    if let Tenants::One(TenantId(tenant)) = question.tenants {
+        return futures_util::try_join!(read, store::currencies(db, [tenant]));
+    }
+    let read = read.await?;
+    let tenants: BTreeSet<Uuid> = rows_of(&read).iter().map(|r| r.tenant_id).collect();
+    let currencies = store::currencies(db, tenants).await?;
+    Ok((read, currencies))
+}
+
+/// Rows and the currencies of their tenants (see [`with_currencies`]).
+async fn rows_with_currencies(
+    db: &impl ConnectionTrait,
+    question: &Question,
+    read: impl Future<Output = Result<Vec<usage_rollups::Model>>>,
+) -> Result<(Vec<usage_rollups::Model>, HashMap<Uuid, String>)> {
+    with_currencies(db, question, read, |rows| rows.as_slice()).await
 }
 
 /// Totals over the whole window.
 pub async fn summary(db: &impl ConnectionTrait, question: &Question) -> Result<Summary> {
     let level = Level::for_question(question);
-    let (rows, endpoints) = match level {
-        Level::Totals => store::covering_totals(db, question).await?,
-        Level::Detail => {
-            let rows = store::covering(db, question, level).await?;
-            let endpoints = rows.iter().map(|r| r.endpoint.clone()).collect();
-            (rows, endpoints)
+    let read = async {
+        match level {
+            Level::Totals => store::covering_totals(db, question).await,
+            Level::Detail => {
+                let rows = store::covering(db, question, level).await?;
+                let endpoints = rows.iter().map(|r| r.endpoint.clone()).collect();
+                Ok((rows, endpoints))
+            }
         }
     };
-    let currencies = currencies_of(db, &rows).await?;
+    let ((rows, endpoints), currencies) =
+        with_currencies(db, question, read, |(rows, _)| rows.as_slice()).await?;
     let all = reports::fold(&rows, &currencies, |_| Some(()))?
         .remove(&())
         .unwrap_or_default();
@@ -142,8 +163,8 @@ pub async fn timeseries(
         None | Some(GroupBy::StatusClass | GroupBy::StatusCode) => Level::for_question(question),
         Some(GroupBy::Key | GroupBy::Endpoint) => Level::Detail,
     };
-    let rows = store::rows(db, question, granularity, window, level).await?;
-    let currencies = currencies_of(db, &rows).await?;
+    let read = store::rows(db, question, granularity, window, level);
+    let (rows, currencies) = rows_with_currencies(db, question, read).await?;
     let group_of = |row: &usage_rollups::Model| -> Vec<Group> {
         match group_by {
             None => vec![Group::default()],
@@ -232,13 +253,15 @@ pub struct Endpoints {
 
 /// Per (endpoint, method): volume, errors, latency and the trend against the previous window.
 pub async fn endpoints(db: &impl ConnectionTrait, question: &Question) -> Result<Endpoints> {
-    let rows = store::covering(db, question, Level::Detail).await?;
     let previous = Question {
         window: question.window.previous(),
         ..question.clone()
     };
-    let before = store::covering(db, &previous, Level::Detail).await?;
-    let currencies = currencies_of(db, &rows).await?;
+    let read = store::covering(db, question, Level::Detail);
+    let ((rows, currencies), before) = futures_util::try_join!(
+        rows_with_currencies(db, question, read),
+        store::covering(db, &previous, Level::Detail)
+    )?;
     let by_endpoint = |r: &usage_rollups::Model| Some((r.endpoint.clone(), r.method.clone()));
     let now = reports::fold(&rows, &currencies, by_endpoint)?;
     let mut earlier: HashMap<(String, String), i64> = HashMap::new();
@@ -316,8 +339,8 @@ async fn per_key(
     db: &impl ConnectionTrait,
     question: &Question,
 ) -> Result<(Vec<KeyRow>, HashMap<Uuid, api_keys::Model>)> {
-    let rows = store::covering(db, question, Level::Detail).await?;
-    let currencies = currencies_of(db, &rows).await?;
+    let read = store::covering(db, question, Level::Detail);
+    let (rows, currencies) = rows_with_currencies(db, question, read).await?;
     let folded = reports::fold(&rows, &currencies, |r| Some((r.key_id, r.tenant_id)))?;
     let keys = store::key_names(db, folded.keys().map(|(k, _)| *k)).await?;
     let rows = folded

@@ -21,16 +21,20 @@ pub struct Acc {
 
 impl Acc {
     pub fn add(&mut self, row: &usage_rollups::Model, currency: &str) -> Result<()> {
-        let totals = Totals::from_row(row).map_err(Error::internal)?;
-        self.add_totals(&totals, &row.method, currency);
+        self.totals.add_row(row).map_err(Error::internal)?;
+        self.add_cost_and_reads(row.cost_nanos, row.count, &row.method, currency);
         Ok(())
     }
 
-    fn add_totals(&mut self, totals: &Totals, method: &str, currency: &str) {
-        *self.cost.entry(currency.to_owned()).or_default() += totals.cost_nanos;
+    fn add_cost_and_reads(&mut self, cost_nanos: i64, count: i64, method: &str, currency: &str) {
+        *self.cost.entry(currency.to_owned()).or_default() += cost_nanos;
         if matches!(method, "GET" | "HEAD" | "OPTIONS") {
-            self.reads += totals.count;
+            self.reads += count;
         }
+    }
+
+    fn add_totals(&mut self, totals: &Totals, method: &str, currency: &str) {
+        self.add_cost_and_reads(totals.cost_nanos, totals.count, method, currency);
         self.totals.merge(totals);
     }
 

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 
+use futures_util::future::try_join_all;
 use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
@@ -83,11 +84,11 @@ pub async fn covering(
     question: &Question,
     level: Level,
 ) -> Result<Vec<usage_rollups::Model>> {
-    let mut all = Vec::new();
-    for (granularity, part) in question.window.cover() {
-        all.extend(rows(db, question, granularity, part, level).await?);
-    }
-    Ok(all)
+    let parts = question.window.cover();
+    let read = parts
+        .into_iter()
+        .map(|(granularity, part)| rows(db, question, granularity, part, level));
+    Ok(try_join_all(read).await?.into_iter().flatten().collect())
 }
 
 /// The tenant-totals rows covering the question's window (as [`covering`] at
@@ -97,10 +98,14 @@ pub async fn covering_totals(
     db: &impl ConnectionTrait,
     question: &Question,
 ) -> Result<(Vec<usage_rollups::Model>, BTreeSet<String>)> {
+    let parts = question.window.cover();
+    let read = parts
+        .into_iter()
+        .map(|(granularity, part)| totals(db, question, granularity, part));
     let mut all = Vec::new();
     let mut endpoints = BTreeSet::new();
-    for (granularity, part) in question.window.cover() {
-        for row in totals(db, question, granularity, part).await? {
+    for rows in try_join_all(read).await? {
+        for row in rows {
             let called = rollup::parse_endpoints(&row.endpoints).map_err(crate::Error::internal)?;
             endpoints.extend(called.map(str::to_owned));
             all.push(row.into());

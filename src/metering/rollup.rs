@@ -137,21 +137,29 @@ impl Totals {
 
     /// The totals of one stored row.
     pub fn from_row(row: &usage_rollups::Model) -> Result<Self, RollupError> {
-        let latency = LatencySketch::decode(&row.latency_sketch)
+        let mut totals = Self::default();
+        totals.add_row(row)?;
+        Ok(totals)
+    }
+
+    /// Adds one stored row, straight from its stored form (its sketch is merged from its
+    /// bytes, its status codes from their JSON).
+    pub fn add_row(&mut self, row: &usage_rollups::Model) -> Result<(), RollupError> {
+        self.latency
+            .merge_encoded(&row.latency_sketch)
             .map_err(|err| RollupError(err.to_string()))?;
-        Ok(Self {
-            count: row.count,
-            status_codes: parse_status_codes(&row.status_codes)?,
-            bytes_in: row.bytes_in,
-            bytes_out: row.bytes_out,
-            tokens_in: row.tokens_in,
-            tokens_out: row.tokens_out,
-            cost_nanos: row.cost_nanos,
-            latency_sum_us: row.latency_sum_us,
-            latency_max_us: row.latency_max_us,
-            latency,
-            endpoints: BTreeSet::new(),
-        })
+        for (code, n) in status_code_entries(&row.status_codes)? {
+            *self.status_codes.entry(code?).or_default() += n;
+        }
+        self.count += row.count;
+        self.bytes_in += row.bytes_in;
+        self.bytes_out += row.bytes_out;
+        self.tokens_in += row.tokens_in;
+        self.tokens_out += row.tokens_out;
+        self.cost_nanos += row.cost_nanos;
+        self.latency_sum_us += row.latency_sum_us;
+        self.latency_max_us = self.latency_max_us.max(row.latency_max_us);
+        Ok(())
     }
 
     /// The stored form of `endpoints`: `{"/v1/orders/{id}": 1}` — an object, so that the
@@ -186,16 +194,27 @@ pub fn status_codes_json(codes: &BTreeMap<u16, i64>) -> serde_json::Value {
 
 /// Reads a stored `{"200": 17}` object.
 pub fn parse_status_codes(json: &serde_json::Value) -> Result<BTreeMap<u16, i64>, RollupError> {
+    status_code_entries(json)?
+        .map(|(code, n)| Ok((code?, n)))
+        .collect()
+}
+
+/// The (code, count) entries of a stored `{"200": 17}` object.
+fn status_code_entries(
+    json: &serde_json::Value,
+) -> Result<impl Iterator<Item = (Result<u16, RollupError>, i64)>, RollupError> {
     let object = json
         .as_object()
         .ok_or_else(|| RollupError("status_codes is not an object".into()))?;
-    object
+    Ok(object
         .iter()
         .map(|(code, n)| match (code.parse::<u16>(), n.as_i64()) {
-            (Ok(code), Some(n)) => Ok((code, n)),
-            _ => Err(RollupError(format!("bad status_codes entry {code}: {n}"))),
-        })
-        .collect()
+            (Ok(code), Some(n)) => (Ok(code), n),
+            _ => (
+                Err(RollupError(format!("bad status_codes entry {code}: {n}"))),
+                0,
+            ),
+        }))
 }
 
 #[derive(Debug, thiserror::Error)]

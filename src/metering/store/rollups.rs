@@ -18,7 +18,6 @@ use uuid::Uuid;
 use crate::metering::{
     UsageEvent,
     rollup::{self, RollupKey, Totals, parse_status_codes, status_codes_json},
-    sketch::LatencySketch,
     utilization::{self, PeakKey, PerMille},
 };
 
@@ -117,8 +116,10 @@ impl Part {
         for (code, n) in &delta.status_codes {
             *codes.entry(*code).or_default() += n;
         }
-        let mut sketch = LatencySketch::decode(stored_sketch).map_err(|err| err.to_string())?;
-        sketch.merge(&delta.latency);
+        let mut sketch = delta.latency.clone();
+        sketch
+            .merge_encoded(stored_sketch)
+            .map_err(|err| err.to_string())?;
         Ok(Some((
             status_codes_json(&codes).to_string(),
             sketch.encode(),
