@@ -14,6 +14,12 @@ use tollgate::{
     telemetry,
 };
 
+/// mimalloc instead of the system allocator: a served call allocates and frees many small
+/// objects across threads (request, headers, usage event, the writer's batches), and glibc's
+/// malloc/free took ~15% of a loaded server's CPU (`docs/benchmarks.md`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Openapi(args) = &cli.command {
