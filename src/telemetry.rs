@@ -8,7 +8,7 @@ use std::{
 };
 
 use actix_web::{
-    Error as ActixError, HttpMessage,
+    Error as ActixError, HttpMessage, web,
     body::MessageBody,
     dev::{ServiceRequest, ServiceResponse},
     middleware::Next,
@@ -22,6 +22,7 @@ use tracing_subscriber::{
 
 use crate::{
     config::{LogFormat, LogSettings},
+    http::KnownRoutes,
     metering::metrics::FLUSH_DURATION,
 };
 
@@ -96,9 +97,13 @@ pub async fn record_request_metrics(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, ActixError> {
     let started = Instant::now();
-    let route: Arc<str> = req
-        .match_pattern()
-        .map_or_else(|| Arc::from("unmatched"), Arc::from);
+    let known = req.app_data::<web::Data<KnownRoutes>>();
+    let route: Arc<str> = match known.and_then(|k| k.fixed_template(req.path())) {
+        Some(route) => route,
+        None => req
+            .match_pattern()
+            .map_or_else(|| Arc::from("unmatched"), Arc::from),
+    };
     req.extensions_mut().insert(RoutePattern(route.clone()));
     let method = req.method().as_str().to_owned();
     let response = next.call(req).await?;

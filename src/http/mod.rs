@@ -1,6 +1,8 @@
 //! The HTTP surface: every route in one table ([`routes`]), the app factory shared by the
 //! server and the OpenAPI generator, and the fallbacks that keep every error problem+json.
 
+use std::{collections::HashMap, sync::Arc};
+
 use actix_router::ResourceDef;
 use actix_web::{
     App, HttpRequest, HttpResponse,
@@ -97,7 +99,12 @@ pub struct Relayed;
 
 /// The path templates of the API and their methods, taken from the OpenAPI document, so an
 /// unmatched request can be told apart as unknown (404) or using the wrong method (405).
-pub struct KnownRoutes(Vec<(ResourceDef, Vec<Method>)>);
+pub struct KnownRoutes {
+    routes: Vec<(ResourceDef, Vec<Method>)>,
+    /// The templates without parameters, by path: their requests' route template is the path
+    /// itself, found without walking the route table.
+    fixed: HashMap<Box<str>, Arc<str>>,
+}
 
 impl KnownRoutes {
     pub fn from_openapi(api: &OpenApi) -> Self {
@@ -110,11 +117,24 @@ impl KnownRoutes {
                 (ResourceDef::new(path.as_str()), methods)
             })
             .collect();
-        Self(routes)
+        let fixed = api
+            .paths
+            .paths
+            .keys()
+            .filter(|path| !path.contains('{'))
+            .map(|path| (path.as_str().into(), Arc::from(path.as_str())))
+            .collect();
+        Self { routes, fixed }
+    }
+
+    /// The route template of `path` when it is one of the documented routes without
+    /// parameters (`/v1/ping`), else `None` (the caller asks the router).
+    pub fn fixed_template(&self, path: &str) -> Option<Arc<str>> {
+        self.fixed.get(path).cloned()
     }
 
     fn allowed(&self, path: &str) -> Option<&[Method]> {
-        self.0
+        self.routes
             .iter()
             .find(|(def, _)| def.is_match(path))
             .map(|(_, methods)| methods.as_slice())
