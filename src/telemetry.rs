@@ -8,10 +8,11 @@ use std::{
 };
 
 use actix_web::{
-    Error as ActixError, HttpMessage, web,
+    Error as ActixError, HttpMessage,
     body::MessageBody,
     dev::{ServiceRequest, ServiceResponse},
     middleware::Next,
+    web,
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing::{Level, Span};

@@ -6,10 +6,10 @@ use std::{collections::HashMap, sync::Arc};
 use actix_router::ResourceDef;
 use actix_web::{
     App, HttpRequest, HttpResponse,
-    body::MessageBody,
+    body::{BodySize, MessageBody},
     dev::{ServiceFactory, ServiceRequest, ServiceResponse},
     http::{Method, header},
-    middleware::{Compress, from_fn},
+    middleware::{Compress, Next, from_fn},
     web,
 };
 use tracing_actix_web::TracingLogger;
@@ -87,7 +87,9 @@ pub fn app(
         .configure(|cfg| gateway::configure(cfg, &proxy))
         .default_service(web::to(not_found_or_method_not_allowed))
         .wrap(from_fn(problem_fallback))
+        .wrap(from_fn(small_bodies_stay_plain))
         .wrap(Compress::default())
+        .wrap(from_fn(drop_identity_marker))
         .wrap(from_fn(gateway::keep_accept_encoding))
         .wrap(from_fn(telemetry::record_request_metrics))
         .wrap(TracingLogger::<telemetry::RequestSpan>::new())
@@ -168,6 +170,46 @@ async fn not_found_or_method_not_allowed(
             req.method()
         ))),
     }
+}
+
+/// Bodies smaller than this are sent as they are: compressing a few hundred bytes saves
+/// nothing, turns a `Content-Length` answer into a chunked one and costs an encoder per
+/// response (brotli's is large).
+const COMPRESS_MIN_BYTES: u64 = 1024;
+
+/// Inside `Compress`: marks a response whose body is known to be smaller than
+/// [`COMPRESS_MIN_BYTES`] with `Content-Encoding: identity`, which `Compress` leaves alone;
+/// [`drop_identity_marker`] takes the marker off again outside it.
+async fn small_bodies_stay_plain(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let mut response = next.call(req).await?;
+    let small = matches!(
+        response.response().body().size(),
+        BodySize::Sized(n) if n < COMPRESS_MIN_BYTES
+    );
+    if small && !response.headers().contains_key(header::CONTENT_ENCODING) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_ENCODING, IDENTITY.clone());
+    }
+    Ok(response)
+}
+
+static IDENTITY: header::HeaderValue = header::HeaderValue::from_static("identity");
+
+/// Outside `Compress`: removes `Content-Encoding: identity` (RFC 9110 reserves `identity` for
+/// `Accept-Encoding`; the response is simply not encoded).
+async fn drop_identity_marker(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let mut response = next.call(req).await?;
+    if response.headers().get(header::CONTENT_ENCODING) == Some(&IDENTITY) {
+        response.headers_mut().remove(header::CONTENT_ENCODING);
+    }
+    Ok(response)
 }
 
 /// Last line of defence: any error response that is not JSON already (raised by

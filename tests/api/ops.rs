@@ -16,6 +16,23 @@ async fn livez_answers_pass() {
 }
 
 #[tokio::test]
+async fn small_answers_go_plain_and_large_ones_compressed() {
+    let app = spawn_app().await;
+    let get = |path: &'static str| {
+        app.client
+            .get(app.url(path))
+            .header("Accept-Encoding", "br, gzip")
+            .send()
+    };
+    let small = get("/livez").await.unwrap();
+    assert_eq!(small.status().as_u16(), 200);
+    assert!(small.headers().get("content-encoding").is_none());
+    assert_eq!(small.headers()["content-length"], "29");
+    let large = get("/openapi.json").await.unwrap();
+    assert_eq!(large.headers()["content-encoding"], "br");
+}
+
+#[tokio::test]
 async fn readyz_and_healthz_check_the_database_and_redis_when_configured() {
     let app = spawn_app().await;
     for path in ["/readyz", "/healthz"] {
