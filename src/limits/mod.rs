@@ -126,7 +126,8 @@ impl Decision {
 /// The limiter chosen at start-up.
 pub enum Limiter {
     Memory(MemoryLimiter),
-    Redis(RedisLimiter),
+    /// Boxed: the limiter holds its Redis client and connection (large next to the map).
+    Redis(Box<RedisLimiter>),
 }
 
 impl Limiter {
@@ -138,7 +139,7 @@ impl Limiter {
             Some(redis) => {
                 let fallback = (settings.redis_failure == RedisFailure::FailOpen)
                     .then(|| MemoryLimiter::new(settings.fail_open_share));
-                Limiter::Redis(RedisLimiter::new(redis.clone(), fallback))
+                Limiter::Redis(Box::new(RedisLimiter::new(redis.clone(), fallback)))
             }
         }
     }
