@@ -126,8 +126,7 @@ impl Decision {
 /// The limiter chosen at start-up.
 pub enum Limiter {
     Memory(MemoryLimiter),
-    /// Boxed: the limiter holds its Redis client and connection (large next to the map).
-    Redis(Box<RedisLimiter>),
+    Redis(RedisLimiter),
 }
 
 impl Limiter {
@@ -139,7 +138,7 @@ impl Limiter {
             Some(redis) => {
                 let fallback = (settings.redis_failure == RedisFailure::FailOpen)
                     .then(|| MemoryLimiter::new(settings.fail_open_share));
-                Limiter::Redis(Box::new(RedisLimiter::new(redis.clone(), fallback)))
+                Limiter::Redis(RedisLimiter::new(redis.clone(), fallback))
             }
         }
     }
