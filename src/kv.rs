@@ -27,21 +27,10 @@ pub fn client(settings: &RedisSettings) -> anyhow::Result<Client> {
     Ok(Client::open(info)?)
 }
 
-/// An auto-reconnecting multiplexed connection, opened on first use.
-fn manager(client: &Client) -> anyhow::Result<ConnectionManager> {
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(Duration::from_secs(2)))
-        .set_number_of_retries(2);
-    ConnectionManager::new_lazy_with_config(client.clone(), config)
-        .context("creating the Redis connection manager")
-}
-
 /// A shared, auto-reconnecting Redis connection plus the configured key prefix.
 #[derive(Clone)]
 pub struct Redis {
     conn: ConnectionManager,
-    client: Client,
     prefix: String,
 }
 
@@ -49,22 +38,15 @@ impl Redis {
     /// Connects lazily: the process boots while Redis is down and reconnects by itself.
     pub fn connect(settings: &RedisSettings) -> anyhow::Result<Self> {
         let client = client(settings)?;
-        let conn = manager(&client)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(2);
+        let conn = ConnectionManager::new_lazy_with_config(client, config)
+            .context("creating the Redis connection manager")?;
         Ok(Self {
             conn,
-            client,
             prefix: settings.key_prefix.clone(),
-        })
-    }
-
-    /// The same Redis through a connection of its own, opened lazily by its first command
-    /// — on the runtime that sends it, where its I/O task then runs (the limiter gives each
-    /// HTTP worker one, so a decision never leaves the worker's thread).
-    pub fn separate(&self) -> anyhow::Result<Self> {
-        Ok(Self {
-            conn: manager(&self.client)?,
-            client: self.client.clone(),
-            prefix: self.prefix.clone(),
         })
     }
 
@@ -72,9 +54,8 @@ impl Redis {
     /// first command. Called by start-up on the main runtime: the connection's I/O task runs
     /// on the runtime that connects, and had a request opened it, it would run on that HTTP
     /// worker's runtime, which stops during a graceful shutdown while other workers still
-    /// serve (the shared connection is used by the key-change bus, readiness and the live
-    /// feed; the limiter uses per-thread connections, see [`Redis::separate`]). A failure is
-    /// only logged: Redis may come up later.
+    /// serve (their limiter calls would then fail over). A failure is only logged: Redis
+    /// may come up later.
     pub fn connect_now(&self) {
         let redis = self.clone();
         tokio::spawn(async move {

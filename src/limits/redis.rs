@@ -5,15 +5,9 @@
 //! script call in flight per key, and the calls that arrive meanwhile go together in the
 //! next one, decided in arrival order inside the script exactly as if they had come one by
 //! one. Under load the cost per call falls to a fraction of a round trip; an idle key still
-//! gets its answer in one round trip. Different keys' calls are pipelined on the dispatcher's
-//! multiplexed connection.
-//!
-//! Each thread that asks gets its own dispatcher and connection, started on its runtime at
-//! its first call (`DISPATCHERS`): an HTTP worker's decision is queued, sent, read and
-//! answered on the worker's own thread, with no wake-up of another thread on the way (those
-//! hand-offs cost ~17% of a loaded server's CPU in scheduler work when one dispatcher on the
-//! main runtime served every worker). A worker's dispatcher and connection stop with its
-//! runtime, after its last request.
+//! gets its answer in one round trip. Different keys' calls are pipelined on the one
+//! multiplexed connection. The dispatcher runs on the runtime that built the limiter (the
+//! main one), so the connection and its reconnects never live on an HTTP worker's runtime.
 //!
 //! When Redis cannot answer, the configured policy applies: fall back to the in-process
 //! limiter (each node enforcing its share) or refuse with 503. A failure opens a short
@@ -21,7 +15,6 @@
 //! again (recovery is automatic).
 
 use std::{
-    cell::RefCell,
     collections::HashMap,
     sync::{
         Arc,
@@ -67,19 +60,8 @@ pub enum Unavailable {
 
 type Reply = std::result::Result<Decision, Unavailable>;
 
-thread_local! {
-    /// This thread's dispatchers, by [`RedisLimiter::id`].
-    static DISPATCHERS: RefCell<HashMap<u64, mpsc::Sender<Pending>>> = RefCell::new(HashMap::new());
-}
-
-/// Limiter ids: one process may hold several limiters (tests build many applications).
-static NEXT_ID: AtomicU64 = AtomicU64::new(0);
-
 pub struct RedisLimiter {
-    /// This limiter's entry in each thread's `DISPATCHERS`.
-    id: u64,
-    redis: Redis,
-    script: Arc<Script>,
+    queue: mpsc::Sender<Pending>,
     /// `Some` = fail open to this; `None` = fail closed.
     fallback: Option<MemoryLimiter>,
     circuit_open_until_ms: AtomicU64,
@@ -88,15 +70,17 @@ pub struct RedisLimiter {
 }
 
 impl RedisLimiter {
-    /// A limiter on `redis`; dispatchers start with each thread's first call.
+    /// Starts the dispatcher on the current Tokio runtime (call it from the main one).
     pub fn new(redis: Redis, fallback: Option<MemoryLimiter>) -> Self {
+        let (queue, incoming) = mpsc::channel(QUEUE_CAPACITY);
+        let script = Arc::new(Script::new(include_str!("decide.lua")));
+        let script_calls = Arc::new(AtomicU64::new(0));
+        tokio::spawn(Dispatcher::new(redis, script, script_calls.clone()).run(incoming));
         Self {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            redis,
-            script: Arc::new(Script::new(include_str!("decide.lua"))),
+            queue,
             fallback,
             circuit_open_until_ms: AtomicU64::new(0),
-            script_calls: Arc::new(AtomicU64::new(0)),
+            script_calls,
         }
     }
 
@@ -156,31 +140,11 @@ impl RedisLimiter {
             now_ms,
             reply,
         };
-        self.enqueue(pending)?;
+        self.queue.try_send(pending).map_err(|err| match err {
+            mpsc::error::TrySendError::Full(_) => Unavailable::Overloaded,
+            mpsc::error::TrySendError::Closed(_) => Unavailable::Stopped,
+        })?;
         answer.await.map_err(|_| Unavailable::Stopped)?
-    }
-
-    /// Hands `pending` to this thread's dispatcher, starting one on the current runtime when
-    /// the thread has none (or its runtime has stopped).
-    fn enqueue(&self, pending: Pending) -> std::result::Result<(), Unavailable> {
-        DISPATCHERS.with_borrow_mut(|dispatchers| {
-            let running = dispatchers.get(&self.id).is_some_and(|tx| !tx.is_closed());
-            if !running {
-                // Dispatchers of stopped runtimes or dropped limiters go first.
-                dispatchers.retain(|_, tx| !tx.is_closed());
-                let redis = self.redis.separate().map_err(|_| Unavailable::Stopped)?;
-                let (tx, incoming) = mpsc::channel(QUEUE_CAPACITY);
-                let dispatcher =
-                    Dispatcher::new(redis, self.script.clone(), self.script_calls.clone());
-                tokio::spawn(dispatcher.run(incoming));
-                dispatchers.insert(self.id, tx);
-            }
-            let tx = &dispatchers[&self.id];
-            tx.try_send(pending).map_err(|err| match err {
-                mpsc::error::TrySendError::Full(_) => Unavailable::Overloaded,
-                mpsc::error::TrySendError::Closed(_) => Unavailable::Stopped,
-            })
-        })
     }
 }
 
