@@ -48,7 +48,13 @@ pub async fn rows(
         return Ok(rows.into_iter().map(Into::into).collect());
     }
     use usage_rollups::Column;
-    let condition = detail_condition(question, granularity, window);
+    let condition = bucket_condition(
+        [Column::Granularity, Column::BucketStart, Column::TenantId],
+        question,
+        granularity,
+        window,
+    )
+    .add(question.filter.on_rollups());
     Ok(usage_rollups::Entity::find()
         .filter(condition)
         .order_by_asc(Column::BucketStart)
@@ -112,18 +118,6 @@ pub async fn covering_totals(
         }
     }
     Ok((all, endpoints))
-}
-
-/// The question's detail rows of `granularity` in `window`: scope and filter.
-fn detail_condition(question: &Question, granularity: Granularity, window: Window) -> Condition {
-    use usage_rollups::Column;
-    bucket_condition(
-        [Column::Granularity, Column::BucketStart, Column::TenantId],
-        question,
-        granularity,
-        window,
-    )
-    .add(question.filter.on_rollups())
 }
 
 /// Buckets of `granularity` starting in `window`, of the question's tenant; `columns` are a

@@ -155,20 +155,17 @@ impl LiveHub {
     /// also relays to and merges from the other nodes.
     pub fn start(cancel: CancellationToken, bus: Option<Bus>) -> Self {
         let mut hub = Self::default();
-        let mut outbox = None;
         if let Some(bus) = bus {
-            let (tx, rx) = mpsc::channel(RELAY_QUEUE);
-            hub.relay = Some(Relay {
+            let (outbox, queued) = mpsc::channel(RELAY_QUEUE);
+            let relay = Relay {
                 bus,
-                outbox: tx,
+                outbox,
                 elsewhere: Default::default(),
                 joined: Default::default(),
-            });
-            outbox = Some(rx);
-        }
-        if let (Some(relay), Some(outbox)) = (&hub.relay, outbox) {
+            };
+            hub.relay = Some(relay.clone());
             relay.bus.spawn_listener(hub.clone(), cancel.clone());
-            tokio::spawn(relay.clone().run(hub.clone(), outbox, cancel.clone()));
+            tokio::spawn(relay.run(hub.clone(), queued, cancel.clone()));
         }
         let ticker = hub.clone();
         tokio::spawn(async move {
@@ -205,22 +202,25 @@ impl LiveHub {
     /// Redis) on other nodes.
     pub fn publish(&self, events: &[UsageEvent]) {
         let mut tenants = self.tenants.lock().expect("live hub lock");
-        let elsewhere = match &self.relay {
-            Some(relay) => relay.elsewhere.lock().expect("live relay lock").clone(),
-            None => HashSet::new(),
-        };
-        if tenants.is_empty() && elsewhere.is_empty() {
+        // Lock order: the hub, then the relay's set (`Relay::refresh` never holds both).
+        let elsewhere = self
+            .relay
+            .as_ref()
+            .map(|relay| relay.elsewhere.lock().expect("live relay lock"));
+        let watched_elsewhere =
+            |tenant: &Uuid| elsewhere.as_ref().is_some_and(|e| e.contains(tenant));
+        if tenants.is_empty() && elsewhere.as_ref().is_none_or(|e| e.is_empty()) {
             return;
         }
         let deltas = fold(events, |tenant| {
-            tenants.contains_key(tenant) || elsewhere.contains(tenant)
+            tenants.contains_key(tenant) || watched_elsewhere(tenant)
         });
         for delta in deltas.into_values() {
             if let Some(watched) = tenants.get_mut(&delta.tenant) {
                 watched.state.apply(&delta);
             }
             if let Some(relay) = &self.relay
-                && elsewhere.contains(&delta.tenant)
+                && watched_elsewhere(&delta.tenant)
                 && relay.outbox.try_send(delta).is_err()
             {
                 metrics::counter!("tollgate_live_relay_dropped_total").increment(1);
@@ -302,7 +302,7 @@ impl Relay {
     /// Lists this node's watched tenants in Redis, drops expired listings and reads the
     /// tenants other processes watch.
     async fn refresh(&self, hub: &LiveHub, key: &str) -> redis::RedisResult<()> {
-        let origin = self.bus.origin();
+        let origin = self.bus.origin().to_string();
         let now_ms = Utc::now().timestamp_millis();
         let mut pipe = redis::pipe();
         pipe.atomic();
@@ -319,7 +319,7 @@ impl Relay {
         let elsewhere = listed
             .iter()
             .filter_map(|member| member.split_once('/'))
-            .filter(|(_, process)| *process != origin.to_string())
+            .filter(|(_, process)| *process != origin)
             .filter_map(|(tenant, _)| tenant.parse().ok())
             .collect();
         *self.elsewhere.lock().expect("live relay lock") = elsewhere;

@@ -72,10 +72,10 @@ fn merge_rollup(table: &str) -> String {
 async fn add_rollups(txn: &DatabaseTransaction, part: &Part) -> Result<(), DbErr> {
     let now = Utc::now();
     let mut merges = Vec::new();
+    let columns = rollups::columns(part.table);
+    let row = format!("({})", vec!["?"; columns.len()].join(", "));
     for (chunk, rows) in part.rows.chunks(ROLLUPS_PER_STATEMENT).enumerate() {
-        let columns = rollups::columns(part.table);
-        let row = format!("({})", vec!["?"; columns.len()].join(", "));
-        let placeholders = vec![row; rows.len()].join(", ");
+        let placeholders = vec![row.as_str(); rows.len()].join(", ");
         let sql = format!(
             "INSERT INTO {} ({}) VALUES {placeholders} {}",
             part.table,
