@@ -3,6 +3,10 @@
 -- Decides a batch of calls in order, as if they had arrived one after another: the node
 -- coalesces concurrent calls for the same key into one script call. Mirrors
 -- src/limits/windows.rs exactly.
+-- A hot key's node may also ask for a LEASE: units counted now in every window, as if that
+-- many calls had been admitted at this instant, which the node then admits locally until the
+-- current minute bucket (or the month) ends; units it did not use come back in a later call
+-- as RELEASES (bucket start, units, month id), uncounted from the buckets they went into.
 -- State: 47 little-endian doubles (struct): per window (m, h, d) the newest bucket, the sum
 -- of the window and a ring of 13 bucket counts (bucket b in slot b % 13); then the month's
 -- id (yyyymm) and its count. One GET, one SET. Lua is slow inside Redis: the script keeps
@@ -11,10 +15,13 @@
 -- KEYS[1]: the key's state.
 -- ARGV: limit minute, hour, day, month (-1 = none), this month's id, its end (ms), next
 --       month's id, its end (ms), a time in ms to use instead of Redis's clock or '' (only
---       tests pass one, to replay a sequence against the in-process limiter), then the cost
---       of each call in the batch.
+--       tests pass one, to replay a sequence against the in-process limiter), the lease
+--       asked for (units, 0 = none), the number of releases R and R triples (bucket start
+--       ms, units, month id), then the cost of each call in the batch.
 -- Returns, per call: allowed, used/reset/retry/reset-if-counted for minute, hour, day,
--- month, has_month (18 integers), packed as little-endian doubles in one bulk string: a
+-- month, has_month (18 integers); then, when a lease was asked for: the units granted, the
+-- ms the lease may be used for, the start of the minute bucket it went into, and used /
+-- reset-in-ms of minute, hour, day and month once the lease is counted (11 integers). All packed as little-endian doubles in one bulk string: a
 -- reply of 18 × batch integers costs both Redis and the client's parser far more.
 local key = KEYS[1]
 local now = tonumber(ARGV[9])
@@ -65,6 +72,32 @@ for w = 1, 3 do
     cur = top
   end
   current[w], limits[w] = cur, tonumber(ARGV[w])
+end
+
+-- Releases: a lease's unused units leave the buckets they were counted in, where those are
+-- still kept (never below zero); the month's only while it is the same month.
+local changed = false
+local releases = tonumber(ARGV[11])
+for r = 0, releases - 1 do
+  local at_ms, units, month = tonumber(ARGV[12 + 3 * r]), tonumber(ARGV[13 + 3 * r]), tonumber(ARGV[14 + 3 * r])
+  for w = 1, 3 do
+    local base, b = (w - 1) * stride, floor(at_ms / buckets[w])
+    if b <= current[w] and current[w] - b < slots then
+      local at = base + 3 + b % slots
+      local d = math.min(s[at], units)
+      s[at], s[base + 2] = s[at] - d, s[base + 2] - d
+      changed = changed or d > 0
+    end
+  end
+  if s[3 * stride + 1] == month then
+    local d = math.min(s[3 * stride + 2], units)
+    s[3 * stride + 2] = s[3 * stride + 2] - d
+    changed = changed or d > 0
+  end
+end
+
+for w = 1, 3 do
+  local base, cur = (w - 1) * stride, current[w]
   if s[base + 2] > 0 then
     for i = 1, slots do
       if s[base + 3 + (cur - slots + i) % slots] > 0 then first[w] = i break end
@@ -75,7 +108,7 @@ local month_used = 0
 if s[3 * stride + 1] == month_id then month_used = s[3 * stride + 2] end
 
 local out, n, added = {}, 0, 0
-for j = 10, #ARGV do
+for j = 12 + 3 * releases, #ARGV do
   local cost = tonumber(ARGV[j])
   local allowed = 1
   local at_allowed = n + 1
@@ -135,8 +168,46 @@ for j = 10, #ARGV do
   end
 end
 
+-- The lease: at most a quarter of what every window has left (so several nodes' leases
+-- together never strand much of a limit), and only while the minute bucket lasts.
+local ask = tonumber(ARGV[10])
+if ask > 0 then
+  local granted = ask
+  for w = 1, 3 do
+    local base = (w - 1) * stride
+    granted = math.min(granted, floor((limits[w] - s[base + 2]) / 4))
+  end
+  if has_month then granted = math.min(granted, floor((month_limit - month_used) / 4)) end
+  granted = math.max(granted, 0)
+  local lease_ms = math.min((current[1] + 1) * buckets[1], month_end) - now
+  if granted > 0 then
+    for w = 1, 3 do
+      local base = (w - 1) * stride
+      local at = base + 3 + current[w] % slots
+      s[at] = s[at] + granted
+      s[base + 2] = s[base + 2] + granted
+      if not first[w] then first[w] = slots end
+    end
+    month_used = month_used + granted
+    added = added + granted
+  end
+  out[n + 1], out[n + 2], out[n + 3] = granted, lease_ms, current[1] * buckets[1]
+  n = n + 3
+  for w = 1, 3 do
+    local base, bucket_ms = (w - 1) * stride, buckets[w]
+    local reset = 0
+    if first[w] then reset = (current[w] + first[w]) * bucket_ms - now end
+    out[n + 1], out[n + 2] = s[base + 2], reset
+    n = n + 2
+  end
+  out[n + 1], out[n + 2] = month_used, month_end - now
+  n = n + 2
+end
+
 if added > 0 then
   s[3 * stride + 1], s[3 * stride + 2] = month_id, month_used
+end
+if added > 0 or changed then
   -- Live while any window can still count something: a day and a bucket, or the month.
   local ttl = 86400000 + 7200000
   if has_month then ttl = math.max(ttl, month_end + 86400000 - now) end

@@ -7,6 +7,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+mod lease;
 pub mod memory;
 pub mod month;
 pub mod redis;

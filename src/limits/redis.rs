@@ -9,6 +9,10 @@
 //! multiplexed connection. The dispatcher runs on the runtime that built the limiter (the
 //! main one), so the connection and its reconnects never live on an HTTP worker's runtime.
 //!
+//! A key hot enough that its calls queue gets a lease ([`super::lease`]): units counted in
+//! Redis ahead, spent by this node's calls in-process until its minute bucket ends, refilled
+//! in the background. Its calls then take no round trip at all.
+//!
 //! When Redis cannot answer, the configured policy applies: fall back to the in-process
 //! limiter (each node enforcing its share) or refuse with 503. A failure opens a short
 //! circuit so calls don't queue behind timeouts; the next call after it closes tries Redis
@@ -20,7 +24,7 @@ use std::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use futures_util::{StreamExt as _, stream::FuturesUnordered};
@@ -28,7 +32,12 @@ use redis::Script;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use super::{Decision, Request, memory::MemoryLimiter, windows::WindowState};
+use super::{
+    Decision, Request,
+    lease::{Ask, Grant, Leases},
+    memory::MemoryLimiter,
+    windows::WindowState,
+};
 use crate::{
     error::{Error, Result},
     kv::Redis,
@@ -44,6 +53,8 @@ const MAX_BATCH: usize = 256;
 const QUEUE_CAPACITY: usize = 64 * 1024;
 /// Integers the script returns per call (as little-endian doubles in one bulk string).
 const REPLY_LEN: usize = 18;
+/// Integers it appends when a lease was asked for.
+const GRANT_LEN: usize = 11;
 
 /// Why Redis could not decide.
 #[derive(Clone, Debug, thiserror::Error)]
@@ -67,6 +78,7 @@ pub struct RedisLimiter {
     circuit_open_until_ms: AtomicU64,
     /// Script calls made so far (each decides one batch).
     script_calls: Arc<AtomicU64>,
+    leases: Arc<Leases>,
 }
 
 impl RedisLimiter {
@@ -75,12 +87,21 @@ impl RedisLimiter {
         let (queue, incoming) = mpsc::channel(QUEUE_CAPACITY);
         let script = Arc::new(Script::new(include_str!("decide.lua")));
         let script_calls = Arc::new(AtomicU64::new(0));
-        tokio::spawn(Dispatcher::new(redis, script, script_calls.clone()).run(incoming));
+        let leases = Arc::new(Leases::default());
+        let dispatcher = Dispatcher {
+            redis,
+            script,
+            queues: HashMap::new(),
+            script_calls: script_calls.clone(),
+            leases: leases.clone(),
+        };
+        tokio::spawn(dispatcher.run(incoming));
         Self {
             queue,
             fallback,
             circuit_open_until_ms: AtomicU64::new(0),
             script_calls,
+            leases,
         }
     }
 
@@ -89,7 +110,18 @@ impl RedisLimiter {
         self.script_calls.load(Ordering::Relaxed)
     }
 
+    /// Calls admitted from leases so far, without a script call of their own.
+    pub fn leased_decisions(&self) -> u64 {
+        self.leases.taken()
+    }
+
     pub async fn decide(&self, req: &Request, now_ms: u64) -> Result<Decision> {
+        if let Some((decision, refill)) = self.leases.take(req, Instant::now()) {
+            if refill {
+                self.refill(req);
+            }
+            return Ok(decision);
+        }
         if now_ms >= self.circuit_open_until_ms.load(Ordering::Relaxed) {
             match tokio::time::timeout(DECISION_TIMEOUT, self.submit(req, None)).await {
                 Ok(Ok(decision)) => return Ok(decision),
@@ -133,12 +165,24 @@ impl RedisLimiter {
         self.submit(req, Some(now_ms)).await
     }
 
+    /// Asks the dispatcher, without waiting, for more of `req`'s key's lease.
+    fn refill(&self, req: &Request) {
+        let pending = Pending {
+            req: Request { cost: 0, ..*req },
+            now_ms: None,
+            reply: None,
+        };
+        if self.queue.try_send(pending).is_err() {
+            self.leases.refill_failed(&req.key);
+        }
+    }
+
     async fn submit(&self, req: &Request, now_ms: Option<u64>) -> Reply {
         let (reply, answer) = oneshot::channel();
         let pending = Pending {
             req: *req,
             now_ms,
-            reply,
+            reply: Some(reply),
         };
         self.queue.try_send(pending).map_err(|err| match err {
             mpsc::error::TrySendError::Full(_) => Unavailable::Overloaded,
@@ -148,11 +192,11 @@ impl RedisLimiter {
     }
 }
 
-/// One call waiting for its decision.
+/// One call waiting for its decision, or (`reply: None`) a request for more lease.
 struct Pending {
     req: Request,
     now_ms: Option<u64>,
-    reply: oneshot::Sender<Reply>,
+    reply: Option<oneshot::Sender<Reply>>,
 }
 
 impl Pending {
@@ -182,18 +226,10 @@ struct Dispatcher {
     script: Arc<Script>,
     queues: HashMap<Uuid, KeyQueue>,
     script_calls: Arc<AtomicU64>,
+    leases: Arc<Leases>,
 }
 
 impl Dispatcher {
-    fn new(redis: Redis, script: Arc<Script>, script_calls: Arc<AtomicU64>) -> Self {
-        Self {
-            redis,
-            script,
-            queues: HashMap::new(),
-            script_calls,
-        }
-    }
-
     async fn run(mut self, mut incoming: mpsc::Receiver<Pending>) {
         let mut in_flight = FuturesUnordered::new();
         let mut arrived = Vec::with_capacity(MAX_BATCH);
@@ -204,8 +240,13 @@ impl Dispatcher {
                     if n == 0 {
                         break;
                     }
-                    // Everything that arrived together for an idle key goes in one call.
+                    // Everything that arrived together for an idle key goes in one call;
+                    // what a lease granted meanwhile can answer needs no call.
+                    let now = Instant::now();
                     for pending in arrived.drain(..) {
+                        let Some(pending) = lease_or_keep(&self.leases, pending, now) else {
+                            continue;
+                        };
                         let key = pending.req.key;
                         let queue = self.queues.entry(key).or_default();
                         queue.waiting.push(pending);
@@ -220,6 +261,12 @@ impl Dispatcher {
                 Some(key) = in_flight.next(), if !in_flight.is_empty() => {
                     let queue = self.queues.get_mut(&key).expect("a key in flight has a queue");
                     queue.in_flight = false;
+                    // The calls that waited for it take what it leased first: none of them
+                    // is refused for units this node holds unused.
+                    let now = Instant::now();
+                    for pending in std::mem::take(&mut queue.waiting) {
+                        queue.waiting.extend(lease_or_keep(&self.leases, pending, now));
+                    }
                     if queue.waiting.is_empty() {
                         self.queues.remove(&key);
                     } else {
@@ -254,38 +301,97 @@ impl Dispatcher {
             }
         }
         queue.waiting = rest;
+        // Requests for more lease only say so; the calls are the rest.
+        let first = batch[0].req;
+        let clock = batch[0].now_ms;
+        let refill = batch.iter().any(|p| p.reply.is_none());
+        let calls: Vec<(Request, oneshot::Sender<Reply>)> = batch
+            .into_iter()
+            .filter_map(|p| Some((p.req, p.reply?)))
+            .collect();
+        // Only calls on Redis's clock lease (tests that replay a clock never do).
+        let ask = match clock {
+            None => self.leases.prepare(&first, calls.len(), refill, Instant::now()),
+            Some(_) => Ask::default(),
+        };
         self.script_calls.fetch_add(1, Ordering::Relaxed);
-        let (redis, script) = (self.redis.clone(), self.script.clone());
+        let (redis, script, leases) = (self.redis.clone(), self.script.clone(), self.leases.clone());
         async move {
-            metrics::histogram!("tollgate_limiter_batch_size").record(batch.len() as f64);
-            let decided =
-                tokio::time::timeout(DECISION_TIMEOUT, invoke(&redis, &script, &batch)).await;
+            metrics::histogram!("tollgate_limiter_batch_size").record(calls.len() as f64);
+            let costs: Vec<u64> = calls.iter().map(|(req, _)| req.cost).collect();
+            let sent = Instant::now();
+            let call = invoke(&redis, &script, &first, clock, &ask, &costs);
+            let decided = tokio::time::timeout(DECISION_TIMEOUT, call).await;
+            let asked = ask.units > 0;
             let mut decided = match decided {
-                Ok(Ok(decisions)) => decisions.into_iter().map(Ok).collect::<Vec<_>>(),
-                Ok(Err(err)) => {
-                    let err = Unavailable::Redis(Arc::new(err));
-                    vec![Err(err); batch.len()]
+                Ok(Ok((decisions, grant))) => {
+                    if let Some(grant) = grant {
+                        metrics::counter!("tollgate_limiter_leased_units_total")
+                            .increment(grant.units);
+                        leases.install(&first, grant, sent, Instant::now());
+                    }
+                    decisions.into_iter().map(Ok).collect::<Vec<_>>()
                 }
-                Err(_) => vec![Err(Unavailable::Timeout); batch.len()],
+                Ok(Err(err)) => {
+                    if asked {
+                        leases.failed(&first.key);
+                    }
+                    let err = Unavailable::Redis(Arc::new(err));
+                    vec![Err(err); calls.len()]
+                }
+                Err(_) => {
+                    if asked {
+                        leases.failed(&first.key);
+                    }
+                    vec![Err(Unavailable::Timeout); calls.len()]
+                }
             };
-            decided.resize(batch.len(), Err(Unavailable::Stopped));
-            for (pending, reply) in batch.into_iter().zip(decided) {
+            decided.resize(calls.len(), Err(Unavailable::Stopped));
+            for ((_, reply), decision) in calls.into_iter().zip(decided) {
                 // The caller may have given up (timeout); nothing to do then.
-                let _ = pending.reply.send(reply);
+                let _ = reply.send(decision);
             }
             key
         }
     }
 }
 
-/// Decides `batch` (calls for one key sharing quota and time) in one script call.
+/// Answers `pending` from its key's lease when the lease can, else gives it back. A call
+/// that ran the lease low comes back as a request for more.
+fn lease_or_keep(leases: &Leases, pending: Pending, now: Instant) -> Option<Pending> {
+    let Pending {
+        req,
+        now_ms: None,
+        reply: Some(reply),
+    } = pending
+    else {
+        return Some(pending);
+    };
+    let Some((decision, refill)) = leases.take(&req, now) else {
+        return Some(Pending {
+            req,
+            now_ms: None,
+            reply: Some(reply),
+        });
+    };
+    let _ = reply.send(Ok(decision));
+    refill.then_some(Pending {
+        req: Request { cost: 0, ..req },
+        now_ms: None,
+        reply: None,
+    })
+}
+
+/// Decides calls of `costs` (for one key, sharing `req`'s quota and `clock`) in one script
+/// call, asking for a lease and giving back units as `ask` says.
 async fn invoke(
     redis: &Redis,
     script: &Script,
-    batch: &[Pending],
-) -> redis::RedisResult<Vec<Decision>> {
-    let first = &batch[0];
-    let req = &first.req;
+    req: &Request,
+    clock: Option<u64>,
+    ask: &Ask,
+    costs: &[u64],
+) -> redis::RedisResult<(Vec<Decision>, Option<Grant>)> {
     let mut invocation = script.prepare_invoke();
     invocation
         .key(redis.key("lim", &req.key.simple().to_string()))
@@ -297,12 +403,19 @@ async fn invoke(
         .arg(req.month.end_ms)
         .arg(req.next_month.id)
         .arg(req.next_month.end_ms);
-    match first.now_ms {
+    match clock {
         Some(now_ms) => invocation.arg(now_ms),
         None => invocation.arg(""),
     };
-    for pending in batch {
-        invocation.arg(pending.req.cost);
+    invocation.arg(ask.units).arg(ask.releases.len());
+    for release in &ask.releases {
+        invocation
+            .arg(release.bucket_start_ms)
+            .arg(release.units)
+            .arg(release.month_id);
+    }
+    for cost in costs {
+        invocation.arg(cost);
     }
     let mut conn = redis.conn();
     let packed: Vec<u8> = invocation.invoke_async(&mut conn).await?;
@@ -310,11 +423,22 @@ async fn invoke(
         .chunks_exact(8)
         .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as i64)
         .collect();
-    Ok(batch
+    let (per_call, rest) = reply.split_at((costs.len() * REPLY_LEN).min(reply.len()));
+    let decisions = costs
         .iter()
-        .zip(reply.chunks(REPLY_LEN))
-        .map(|(pending, reply)| parse(reply, &pending.req))
-        .collect())
+        .zip(per_call.chunks(REPLY_LEN))
+        .map(|(&cost, reply)| parse(reply, &Request { cost, ..*req }))
+        .collect();
+    let grant = (ask.units > 0 && rest.len() >= GRANT_LEN).then(|| {
+        let at = |i: usize| rest[i].max(0) as u64;
+        Grant {
+            units: at(0),
+            lease_ms: at(1),
+            bucket_start_ms: at(2),
+            after: [(at(3), at(4)), (at(5), at(6)), (at(7), at(8)), (at(9), at(10))],
+        }
+    });
+    Ok((decisions, grant))
 }
 
 /// `allowed, (used, reset, retry, reset if counted) × 4, has_month` -> a [`Decision`].

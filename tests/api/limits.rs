@@ -323,6 +323,107 @@ async fn redis_admits_exactly_the_limit_under_concurrency_and_every_key_expires(
     );
 }
 
+/// Two limiters sharing one Redis (two nodes), 64 concurrent callers hammering one key: the
+/// hot key is decided from leases, and the nodes together still never admit more than the
+/// limit.
+#[tokio::test]
+async fn leased_decisions_on_two_nodes_never_exceed_the_limit() {
+    let Some((redis, _, node_a)) = shared_limiter("limits leases") else {
+        return;
+    };
+    let node_b = Arc::new(RedisLimiter::new(redis.clone(), None));
+    let key = Uuid::now_v7();
+    let quota = Quota {
+        minute: 1000,
+        hour: 5000,
+        day: 10_000,
+        month: Some(100_000),
+    };
+    let (admitted, minute_used) = hammer([&node_a, &node_b], key, quota, 32, 47).await;
+    assert!(
+        (990..=1000).contains(&admitted),
+        "admitted {admitted} of 3008 calls across two nodes"
+    );
+    assert!(minute_used <= 1000, "a call saw {minute_used} used of 1000");
+    let leased = node_a.leased_decisions() + node_b.leased_decisions();
+    assert!(leased > 0, "no call was decided from a lease");
+}
+
+/// A key far from its limits: most calls are decided from leases (few script calls), and
+/// once the leases' bucket has ended their unused units are given back, so Redis counts
+/// exactly the calls admitted.
+#[tokio::test]
+async fn a_hot_key_is_decided_from_leases_and_unused_units_go_back() {
+    let Some((redis, prefix, limiter)) = shared_limiter("limits lease release") else {
+        return;
+    };
+    let key = Uuid::now_v7();
+    let (admitted, _) = hammer([&limiter], key, ROOMY, 64, 100).await;
+    assert_eq!(admitted, 6400);
+    let (leased, scripts) = (limiter.leased_decisions(), limiter.script_calls());
+    assert!(
+        leased > 3200 && scripts < 640,
+        "6400 calls: {leased} leased, {scripts} script calls"
+    );
+    // After the lease's bucket (5 s) a single call is decided exactly, giving back the rest.
+    let mut conn = redis.conn();
+    let redis_ms = |(secs, micros): (u64, u64)| secs * 1000 + micros / 1000;
+    let now = redis_ms(redis::cmd("TIME").query_async(&mut conn).await.unwrap());
+    tokio::time::sleep(std::time::Duration::from_millis(5_050 - now % 5_000)).await;
+    let now = Utc::now();
+    let last = limiter
+        .decide(&request(key, ROOMY, 1, now), ms(now))
+        .await
+        .unwrap();
+    assert!(last.allowed);
+    let state: Vec<u8> = conn
+        .get(format!("{prefix}lim:{{{}}}", key.simple()))
+        .await
+        .unwrap();
+    let minute_sum = f64::from_le_bytes(state[8..16].try_into().unwrap());
+    assert_eq!(minute_sum, 6401.0, "Redis counts exactly the calls admitted");
+    assert_eq!(last.sliding[0].used, 6401);
+}
+
+/// `tasks` callers per limiter, `each` calls apiece, all for `key`: what was admitted, and
+/// the most any admitted call saw used in the minute.
+async fn hammer<const N: usize>(
+    limiters: [&Arc<RedisLimiter>; N],
+    key: Uuid,
+    quota: Quota,
+    tasks: usize,
+    each: usize,
+) -> (u64, u64) {
+    let mut handles = Vec::new();
+    for limiter in limiters {
+        for _ in 0..tasks {
+            let limiter = limiter.clone();
+            handles.push(tokio::spawn(async move {
+                let (mut admitted, mut most) = (0, 0);
+                for _ in 0..each {
+                    let now = Utc::now();
+                    let d = limiter
+                        .decide(&request(key, quota, 1, now), ms(now))
+                        .await
+                        .unwrap();
+                    if d.allowed {
+                        admitted += 1;
+                        most = most.max(d.sliding[0].used);
+                    }
+                }
+                (admitted, most)
+            }));
+        }
+    }
+    let (mut admitted, mut most) = (0, 0);
+    for handle in handles {
+        let (a, m) = handle.await.unwrap();
+        admitted += a;
+        most = most.max(m);
+    }
+    (admitted, most)
+}
+
 /// Every Redis key under `prefix` has a TTL; returns them.
 async fn assert_every_key_expires(redis: &Redis, prefix: &str) -> Vec<String> {
     let mut conn = redis.conn();

@@ -1,0 +1,414 @@
+//! Leases: how a node decides a hot key's calls without a Redis round trip each, and still
+//! never admits more than a limit across any number of nodes.
+//!
+//! When calls for one key arrive faster than one script call at a time can answer (the
+//! dispatcher finds several waiting), the node asks the script for a lease along with the
+//! next batch: `n` units counted in Redis at once, in every window and the month, exactly as
+//! if `n` calls had been admitted at that instant (so the other nodes see them), granted only
+//! while they fit every window. The node then admits calls from the lease in-process, without
+//! waiting for anything, until the lease runs out or its minute bucket ends; before it runs
+//! out the dispatcher asks for more in the background.
+//!
+//! Why this never over-admits: a leased unit is counted in Redis before its call is admitted,
+//! in the bucket holding the grant's instant. The lease is only used until that minute
+//! bucket ends, measured from when the node SENT the request (Redis's clock read later, so
+//! the node's deadline is never past the bucket's real end, whatever the clocks say); minute
+//! buckets nest in hour and day buckets and every month starts on a 5 s boundary. So each
+//! leased call lands in the very bucket that counted it, and the windows' sums are never
+//! below the calls actually admitted. Units left when a lease ends go back in the key's next
+//! script call (uncounted from the buckets they went into); a lost release (a timed-out script
+//! call, a swept idle key) only under-admits.
+//!
+//! What it costs: a grant is at most a quarter of what every window has left, so a key near
+//! its limit falls back to exact per-call decisions, and other nodes' leases strand little.
+//! The headers of a leased call count this node's calls exactly and the other nodes' as of
+//! the last grant.
+
+use std::{
+    collections::HashMap,
+    hash::{BuildHasher, RandomState},
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use uuid::Uuid;
+
+use super::{
+    Decision, Quota, Request,
+    windows::{WindowState, ceil_secs},
+};
+
+const SHARDS: usize = 16;
+/// Units asked for when a key first turns hot, per call found waiting.
+const FIRST_ASK_PER_CALL: u64 = 4;
+/// Bounds of a lease asked for.
+const MIN_ASK: u64 = 8;
+const MAX_ASK: u64 = 4096;
+/// A shard forgets keys idle this long once it holds more than [`SWEEP_ABOVE`].
+const IDLE: Duration = Duration::from_secs(3600);
+const SWEEP_ABOVE: usize = 4096;
+/// Kept off a lease's deadline: the node's and Redis's clocks tick at the same rate only
+/// nearly.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(2);
+
+/// Units of an ended lease to give back: where they were counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Release {
+    /// Start of the minute bucket (Redis's clock, ms) the units were counted in.
+    pub bucket_start_ms: u64,
+    pub units: u64,
+    pub month_id: u32,
+}
+
+/// What the script granted, as it reported it.
+#[derive(Clone, Copy, Debug)]
+pub struct Grant {
+    pub units: u64,
+    /// How long the lease may be used, from Redis's instant of the grant.
+    pub lease_ms: u64,
+    pub bucket_start_ms: u64,
+    /// Minute, hour, day, month once the grant is counted: used, and ms until the oldest
+    /// counted bucket leaves (the month: until it ends).
+    pub after: [(u64, u64); 4],
+}
+
+/// What the dispatcher sends with a key's next script call.
+#[derive(Debug, Default)]
+pub struct Ask {
+    /// Units to ask for; 0 = none.
+    pub units: u64,
+    pub releases: Vec<Release>,
+}
+
+struct Lease {
+    quota: Quota,
+    month_id: u32,
+    has_month: bool,
+    bucket_start_ms: u64,
+    /// The last grant's size: below half of it left, more is asked for.
+    last_grant: u64,
+    left: u64,
+    expires: Instant,
+    /// Per window: used once everything granted is counted, and when it next resets.
+    after: [(u64, Instant); 4],
+}
+
+impl Lease {
+    fn usable(&self, req: &Request, now: Instant) -> bool {
+        self.quota == req.quota
+            && self.month_id == req.month.id
+            && now < self.expires
+            && self.left >= req.cost
+    }
+
+    /// The decision of a call just taken from the lease.
+    fn decision(&self, now: Instant) -> Decision {
+        let window = |i: usize, limit: u64| {
+            let (used, reset_at) = self.after[i];
+            let reset = ceil_secs(reset_at.saturating_duration_since(now).as_millis() as u64);
+            WindowState {
+                limit,
+                used: used.saturating_sub(self.left),
+                reset_secs: reset.max(1),
+                reset_if_counted_secs: reset.max(1),
+                retry_after_secs: 0,
+            }
+        };
+        let q = &self.quota;
+        let sliding = [window(0, q.minute), window(1, q.hour), window(2, q.day)];
+        let month = q.month.filter(|_| self.has_month).map(|l| window(3, l));
+        Decision::new(sliding, month)
+    }
+
+    /// The units not used, to give back.
+    fn release(&self) -> Option<Release> {
+        (self.left > 0).then_some(Release {
+            bucket_start_ms: self.bucket_start_ms,
+            units: self.left,
+            month_id: self.month_id,
+        })
+    }
+}
+
+/// One key's lease and what the dispatcher needs to know about it.
+struct Entry {
+    lease: Option<Lease>,
+    releases: Vec<Release>,
+    /// Units to ask for next; 0 = the key is not hot.
+    ask: u64,
+    /// A script call asking for a lease is on its way.
+    asking: bool,
+    last_active: Instant,
+}
+
+impl Entry {
+    fn new(now: Instant) -> Self {
+        Self {
+            lease: None,
+            releases: Vec::new(),
+            ask: 0,
+            asking: false,
+            last_active: now,
+        }
+    }
+
+    /// Ends the lease if it cannot serve `req` any more, keeping its unused units to give
+    /// back; a lease that ended mostly unused halves the next ask.
+    fn end_lease_unless_serving(&mut self, req: &Request, now: Instant) {
+        let Some(lease) = &self.lease else { return };
+        let serving = lease.quota == req.quota && lease.month_id == req.month.id;
+        if serving && now < lease.expires {
+            return;
+        }
+        if let Some(release) = lease.release() {
+            if release.units * 2 > lease.last_grant {
+                self.ask /= 2;
+                if self.ask < MIN_ASK {
+                    self.ask = 0;
+                }
+            }
+            self.releases.push(release);
+        }
+        self.lease = None;
+    }
+}
+
+/// Every key's lease on this node, sharded like the in-process limiter.
+pub struct Leases {
+    shards: Vec<Mutex<HashMap<Uuid, Entry>>>,
+    hasher: RandomState,
+    /// Calls admitted from leases so far.
+    taken: AtomicU64,
+}
+
+impl Default for Leases {
+    fn default() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: RandomState::new(),
+            taken: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Leases {
+    fn shard(&self, key: &Uuid) -> std::sync::MutexGuard<'_, HashMap<Uuid, Entry>> {
+        self.shards[self.hasher.hash_one(key) as usize % SHARDS]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Admits `req` from its key's lease when the lease can: the decision, and whether the
+    /// caller should ask the dispatcher for more (the lease is running low).
+    pub fn take(&self, req: &Request, now: Instant) -> Option<(Decision, bool)> {
+        let mut shard = self.shard(&req.key);
+        let entry = shard.get_mut(&req.key)?;
+        let lease = entry.lease.as_mut().filter(|l| l.usable(req, now))?;
+        lease.left -= req.cost;
+        let decision = lease.decision(now);
+        let low = lease.left * 2 < lease.last_grant;
+        let refill = low && !entry.asking;
+        entry.asking |= refill;
+        entry.last_active = now;
+        self.taken.fetch_add(1, Ordering::Relaxed);
+        Some((decision, refill))
+    }
+
+    /// Calls admitted from leases so far.
+    pub fn taken(&self) -> u64 {
+        self.taken.load(Ordering::Relaxed)
+    }
+
+    /// A refill request that could not be queued: let a later call ask again.
+    pub fn refill_failed(&self, key: &Uuid) {
+        if let Some(entry) = self.shard(key).get_mut(key) {
+            entry.asking = false;
+        }
+    }
+
+    /// Before a script call deciding `calls` calls like `req` (and/or refilling): the lease to
+    /// ask for and the units to give back.
+    pub fn prepare(&self, req: &Request, calls: usize, refill: bool, now: Instant) -> Ask {
+        let mut shard = self.shard(&req.key);
+        if shard.len() > SWEEP_ABOVE {
+            shard.retain(|_, entry| now.duration_since(entry.last_active) < IDLE);
+        }
+        let hot = refill || calls >= 2;
+        if !hot && !shard.contains_key(&req.key) {
+            return Ask::default();
+        }
+        let entry = shard.entry(req.key).or_insert_with(|| Entry::new(now));
+        entry.last_active = now;
+        entry.end_lease_unless_serving(req, now);
+        if hot && entry.ask == 0 {
+            entry.ask = (calls as u64 * FIRST_ASK_PER_CALL).clamp(MIN_ASK, MAX_ASK);
+        }
+        let units = if hot || entry.lease.is_some() {
+            entry.ask
+        } else {
+            0
+        };
+        entry.asking |= units > 0;
+        Ask {
+            units,
+            releases: std::mem::take(&mut entry.releases),
+        }
+    }
+
+    /// After the script call: installs `grant` (sent at `sent`, answered at `received`).
+    pub fn install(&self, req: &Request, grant: Grant, sent: Instant, received: Instant) {
+        let mut shard = self.shard(&req.key);
+        let entry = shard.entry(req.key).or_insert_with(|| Entry::new(received));
+        entry.asking = false;
+        if grant.units == 0 {
+            return;
+        }
+        let after = grant
+            .after
+            .map(|(used, reset_ms)| (used, received + Duration::from_millis(reset_ms)));
+        let expires = (sent + Duration::from_millis(grant.lease_ms))
+            .checked_sub(DEADLINE_MARGIN)
+            .unwrap_or(sent);
+        match &mut entry.lease {
+            Some(lease)
+                if lease.bucket_start_ms == grant.bucket_start_ms
+                    && lease.quota == req.quota
+                    && lease.month_id == req.month.id =>
+            {
+                // A refill of a lease that was being used up: more next time.
+                lease.left += grant.units;
+                lease.last_grant = grant.units;
+                lease.after = after;
+                lease.expires = lease.expires.min(expires);
+                entry.ask = (entry.ask * 2).min(MAX_ASK);
+            }
+            _ => {
+                if let Some(release) = entry.lease.as_ref().and_then(Lease::release) {
+                    entry.releases.push(release);
+                }
+                entry.lease = Some(Lease {
+                    quota: req.quota,
+                    month_id: req.month.id,
+                    has_month: req.quota.month.is_some(),
+                    bucket_start_ms: grant.bucket_start_ms,
+                    last_grant: grant.units,
+                    left: grant.units,
+                    expires,
+                    after,
+                });
+            }
+        }
+    }
+
+    /// The script call asking for a lease failed: nothing was granted that the node knows of
+    /// (any releases it carried are not retried: one applied twice could over-admit).
+    pub fn failed(&self, key: &Uuid) {
+        self.refill_failed(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::month::MonthSpan;
+
+    fn request(cost: u64) -> Request {
+        let month = MonthSpan {
+            id: 202611,
+            start_ms: 0,
+            end_ms: u64::MAX / 2,
+        };
+        Request {
+            key: Uuid::nil(),
+            quota: Quota {
+                minute: 1000,
+                hour: 10_000,
+                day: 100_000,
+                month: Some(1_000_000),
+            },
+            cost,
+            month,
+            next_month: month,
+        }
+    }
+
+    fn grant(units: u64, used: u64) -> Grant {
+        Grant {
+            units,
+            lease_ms: 4_000,
+            bucket_start_ms: 60_000,
+            after: [(used, 50_500), (used, 3_000_000), (used, 80_000_000), (used, 9_000)],
+        }
+    }
+
+    #[test]
+    fn a_cold_key_asks_for_nothing_and_a_hot_one_gets_a_lease() {
+        let leases = Leases::default();
+        let now = Instant::now();
+        let req = request(1);
+        assert_eq!(leases.prepare(&req, 1, false, now).units, 0);
+        assert!(leases.take(&req, now).is_none());
+        let ask = leases.prepare(&req, 5, false, now);
+        assert_eq!(ask.units, 20);
+        leases.install(&req, grant(20, 120), now, now);
+        let (first, refill) = leases.take(&req, now).unwrap();
+        assert!(first.allowed && !refill);
+        // 120 counted with the lease, 19 of it still unused: 101 calls so far.
+        assert_eq!(first.sliding[0].used, 101);
+        assert_eq!(first.sliding[0].reset_secs, 51);
+        assert_eq!(first.month.unwrap().reset_secs, 9);
+        for _ in 0..9 {
+            leases.take(&req, now).unwrap();
+        }
+        // Below half: the 11th call asks for more, once.
+        let (_, refill) = leases.take(&req, now).unwrap();
+        assert!(refill);
+        let (_, again) = leases.take(&req, now).unwrap();
+        assert!(!again, "one refill at a time");
+    }
+
+    #[test]
+    fn a_lease_ends_with_its_bucket_and_gives_back_what_it_did_not_use() {
+        let leases = Leases::default();
+        let now = Instant::now();
+        let req = request(1);
+        leases.prepare(&req, 4, false, now);
+        leases.install(&req, grant(16, 16), now, now);
+        leases.take(&req, now).unwrap();
+        let later = now + Duration::from_millis(3_999);
+        assert!(leases.take(&req, later).is_none(), "past the deadline");
+        let ask = leases.prepare(&req, 1, false, later);
+        assert_eq!(
+            ask.releases,
+            vec![Release {
+                bucket_start_ms: 60_000,
+                units: 15,
+                month_id: 202611
+            }]
+        );
+        // One call is not hot; and the lease went mostly unused, so the next ask halves.
+        assert_eq!(ask.units, 0);
+        assert_eq!(leases.prepare(&req, 2, false, later).units, 8);
+    }
+
+    #[test]
+    fn a_lease_serves_only_the_quota_it_was_granted_under() {
+        let leases = Leases::default();
+        let now = Instant::now();
+        let req = request(1);
+        leases.prepare(&req, 4, false, now);
+        leases.install(&req, grant(16, 16), now, now);
+        let mut changed = req;
+        changed.quota.minute = 10;
+        assert!(leases.take(&changed, now).is_none());
+        let ask = leases.prepare(&changed, 1, false, now);
+        assert_eq!(ask.releases.len(), 1);
+        assert!(leases.take(&req, now).is_none(), "the old lease is gone");
+        let costly = request(17);
+        leases.install(&req, grant(16, 16), now, now);
+        assert!(leases.take(&costly, now).is_none(), "more than is left");
+    }
+}
