@@ -7,14 +7,7 @@
 
 use std::{cmp::Reverse, sync::Arc, time::Duration};
 
-use actix_web::{
-    HttpMessage,
-    body::MessageBody,
-    dev::{ServiceRequest, ServiceResponse},
-    http::header,
-    middleware::Next,
-    web,
-};
+use actix_web::{HttpMessage, dev::ServiceRequest, http::header, web};
 use anyhow::Context;
 
 use crate::{config::GatewaySettings, state::AppState};
@@ -91,13 +84,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, gateway: &Gateway) {
     }
 }
 
-/// Middleware wrapped outside `Compress`: on gateway paths it takes `Accept-Encoding` off the
-/// request (kept for the upstream in [`headers::ClientAcceptEncoding`]), so relayed answers
-/// pass through uncompressed-by-us and unchanged.
-pub async fn keep_accept_encoding(
-    mut req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+/// Outside `Compress` (called by the middleware around it): on gateway paths it takes
+/// `Accept-Encoding` off the request (kept for the upstream in
+/// [`headers::ClientAcceptEncoding`]), so relayed answers pass through uncompressed-by-us and
+/// unchanged.
+pub fn keep_accept_encoding(req: &mut ServiceRequest) {
     let ours = req
         .app_data::<web::Data<AppState>>()
         .is_some_and(|state| state.gateway.takes(req.match_info().as_str()));
@@ -109,5 +100,4 @@ pub async fn keep_accept_encoding(
                 .insert(headers::ClientAcceptEncoding(values));
         }
     }
-    next.call(req).await
 }

@@ -6,7 +6,7 @@ use std::{collections::HashMap, sync::Arc};
 use actix_router::ResourceDef;
 use actix_web::{
     App, HttpRequest, HttpResponse,
-    body::{BodySize, MessageBody},
+    body::{BodySize, EitherBody, MessageBody},
     dev::{ServiceFactory, ServiceRequest, ServiceResponse},
     http::{Method, header},
     middleware::{Compress, Next, from_fn},
@@ -41,7 +41,10 @@ use extractors::BodyLimit;
 
 /// Every route of the API. The OpenAPI document is generated from this same table.
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.configure(routes::ops::configure)
+    // actix tries routes in this order, matching each one's pattern: the hot path's first.
+    cfg.configure(routes::ping::configure)
+        .configure(routes::verify::configure)
+        .configure(routes::ops::configure)
         .configure(routes::auth::configure)
         .configure(routes::admin::configure)
         .configure(routes::account::configure)
@@ -52,9 +55,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .configure(routes::live::configure)
         .configure(routes::keys::configure)
         .configure(routes::events::configure)
-        .configure(routes::exports::configure)
-        .configure(routes::ping::configure)
-        .configure(routes::verify::configure);
+        .configure(routes::exports::configure);
 }
 
 /// The application: routes, the docs page, the gateway's routes (outside the OpenAPI
@@ -86,11 +87,9 @@ pub fn app(
         .configure(dashboard::configure)
         .configure(|cfg| gateway::configure(cfg, &proxy))
         .default_service(web::to(not_found_or_method_not_allowed))
-        .wrap(from_fn(problem_fallback))
-        .wrap(from_fn(small_bodies_stay_plain))
+        .wrap(from_fn(inside_compress))
         .wrap(Compress::default())
-        .wrap(from_fn(drop_identity_marker))
-        .wrap(from_fn(gateway::keep_accept_encoding))
+        .wrap(from_fn(around_compress))
         .wrap(from_fn(telemetry::record_request_metrics))
         .wrap(TracingLogger::<telemetry::RequestSpan>::new())
 }
@@ -177,14 +176,15 @@ async fn not_found_or_method_not_allowed(
 /// response (brotli's is large).
 const COMPRESS_MIN_BYTES: u64 = 1024;
 
-/// Inside `Compress`: marks a response whose body is known to be smaller than
-/// [`COMPRESS_MIN_BYTES`] with `Content-Encoding: identity`, which `Compress` leaves alone;
-/// [`drop_identity_marker`] takes the marker off again outside it.
-async fn small_bodies_stay_plain(
+/// Inside `Compress`, one middleware (each layer costs every request a boxed future): the
+/// problem+json fallback, then a response whose body is known to be smaller than
+/// [`COMPRESS_MIN_BYTES`] is marked `Content-Encoding: identity`, which `Compress` leaves
+/// alone; [`around_compress`] takes the marker off again outside it.
+async fn inside_compress(
     req: ServiceRequest,
-    next: Next<impl MessageBody>,
+    next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let mut response = next.call(req).await?;
+    let mut response = problem_fallback(next.call(req).await?);
     let small = matches!(
         response.response().body().size(),
         BodySize::Sized(n) if n < COMPRESS_MIN_BYTES
@@ -199,12 +199,14 @@ async fn small_bodies_stay_plain(
 
 static IDENTITY: header::HeaderValue = header::HeaderValue::from_static("identity");
 
-/// Outside `Compress`: removes `Content-Encoding: identity` (RFC 9110 reserves `identity` for
-/// `Accept-Encoding`; the response is simply not encoded).
-async fn drop_identity_marker(
-    req: ServiceRequest,
+/// Outside `Compress`: the gateway keeps the caller's `Accept-Encoding` for the upstream
+/// ([`gateway::keep_accept_encoding`]), and the `identity` marker comes off the response
+/// (RFC 9110 reserves `identity` for `Accept-Encoding`; the response is simply not encoded).
+async fn around_compress(
+    mut req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    gateway::keep_accept_encoding(&mut req);
     let mut response = next.call(req).await?;
     if response.headers().get(header::CONTENT_ENCODING) == Some(&IDENTITY) {
         response.headers_mut().remove(header::CONTENT_ENCODING);
@@ -215,11 +217,7 @@ async fn drop_identity_marker(
 /// Last line of defence: any error response that is not JSON already (raised by
 /// actix itself or a library) is rewritten into one, keeping its status. Upstream answers
 /// relayed by the gateway are left alone.
-async fn problem_fallback(
-    req: ServiceRequest,
-    next: actix_web::middleware::Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let response = next.call(req).await?;
+fn problem_fallback<B>(response: ServiceResponse<B>) -> ServiceResponse<EitherBody<B>> {
     let status = response.status();
     // Our own error bodies are JSON already (problem+json, or health+json from /readyz), or
     // a dashboard page (the login form answering 401).
@@ -229,7 +227,7 @@ async fn problem_fallback(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("json") || v.starts_with("text/html"));
     if status.as_u16() < 400 || ours || response.response().extensions().contains::<Relayed>() {
-        return Ok(response.map_into_left_body());
+        return response.map_into_left_body();
     }
     let detail = response
         .response()
@@ -238,5 +236,5 @@ async fn problem_fallback(
         .unwrap_or_else(|| status.canonical_reason().unwrap_or("Error").to_owned());
     let (req, _) = response.into_parts();
     let replaced = problem::for_status(status, detail);
-    Ok(ServiceResponse::new(req, replaced).map_into_right_body())
+    ServiceResponse::new(req, replaced).map_into_right_body()
 }

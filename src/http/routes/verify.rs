@@ -50,11 +50,12 @@ pub struct VerifyOut {
     pub tenant_id: TenantId,
     pub key_name: String,
     /// Every window's state after this call, minute first; the month when the key has a quota.
-    pub windows: Vec<WindowOut>,
+    pub windows: Vec<WindowStateOut>,
 }
 
+/// One rate-limit window's state after the call.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct WindowOut {
+pub struct WindowStateOut {
     /// `minute`, `hour`, `day` or `month`.
     pub window: &'static str,
     pub limit: u64,
@@ -123,7 +124,7 @@ async fn verify(state: web::Data<AppState>, body: Json<VerifyIn>) -> Result<Http
     let windows = admission
         .decision
         .windows()
-        .map(|(window, w)| WindowOut {
+        .map(|(window, w)| WindowStateOut {
             window,
             limit: w.limit,
             remaining: w.remaining(),
