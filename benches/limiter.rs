@@ -1,8 +1,8 @@
 //! One rate-limit decision (minute, hour and day windows plus the month, all at once):
 //! in-process, and through Redis (one `EVALSHA` round trip on loopback) when Redis answers.
 //!
-//! Under concurrency (64 calls at once, as a loaded server makes them): one hot key (calls
-//! coalesced into few script calls), 64 different keys (pipelined, one script call each), and
+//! A hot key's decision from its lease (no round trip). Under concurrency (64 calls at once,
+//! as a loaded server makes them): one hot key (calls coalesced, then leased), 64 different keys (pipelined, one script call each), and
 //! 64 concurrent PINGs as the baseline of the same run.
 //!
 //! `cargo bench --bench limiter` (Redis at `TOLLGATE_BENCH_REDIS_URL`, default
@@ -83,6 +83,15 @@ fn redis(c: &mut Criterion) {
     c.bench_function("limiter/redis_decision", |b| {
         b.to_async(&runtime)
             .iter(|| limiter.decide(&req, Utc::now().timestamp_millis() as u64))
+    });
+
+    // A hot key: a burst of concurrent calls gets it a lease; later calls are decided from
+    // the lease in-process (refilled in the background, renewed each 5 s bucket).
+    let hot = request(Uuid::now_v7());
+    runtime.block_on(join_all((0..64).map(|_| limiter.decide(&hot, 0))));
+    c.bench_function("limiter/redis_decision_leased", |b| {
+        b.to_async(&runtime)
+            .iter(|| limiter.decide(&hot, Utc::now().timestamp_millis() as u64))
     });
 
     const CONCURRENT: usize = 64;

@@ -246,11 +246,9 @@ impl Leases {
         if hot && entry.ask == 0 {
             entry.ask = (calls as u64 * FIRST_ASK_PER_CALL).clamp(MIN_ASK, MAX_ASK);
         }
-        let units = if hot || entry.lease.is_some() {
-            entry.ask
-        } else {
-            0
-        };
+        // A key stays hot while its leases get used (the ask halves to nothing otherwise), so
+        // steady traffic that never queues keeps deciding locally too.
+        let units = entry.ask;
         entry.asking |= units > 0;
         Ask {
             units,
@@ -340,7 +338,12 @@ mod tests {
             units,
             lease_ms: 4_000,
             bucket_start_ms: 60_000,
-            after: [(used, 50_500), (used, 3_000_000), (used, 80_000_000), (used, 9_000)],
+            after: [
+                (used, 50_500),
+                (used, 3_000_000),
+                (used, 80_000_000),
+                (used, 9_000),
+            ],
         }
     }
 
@@ -389,9 +392,13 @@ mod tests {
                 month_id: 202611
             }]
         );
-        // One call is not hot; and the lease went mostly unused, so the next ask halves.
-        assert_eq!(ask.units, 0);
-        assert_eq!(leases.prepare(&req, 2, false, later).units, 8);
+        // The lease went mostly unused: the next ask halves; below the smallest ask, the
+        // key is cold again.
+        assert_eq!(ask.units, 8);
+        let next = later + Duration::from_secs(5);
+        leases.install(&req, grant(8, 8), next, next);
+        let ask = leases.prepare(&req, 1, false, next + Duration::from_secs(5));
+        assert_eq!((ask.units, ask.releases.len()), (0, 1));
     }
 
     #[test]

@@ -311,11 +311,14 @@ impl Dispatcher {
             .collect();
         // Only calls on Redis's clock lease (tests that replay a clock never do).
         let ask = match clock {
-            None => self.leases.prepare(&first, calls.len(), refill, Instant::now()),
+            None => self
+                .leases
+                .prepare(&first, calls.len(), refill, Instant::now()),
             Some(_) => Ask::default(),
         };
         self.script_calls.fetch_add(1, Ordering::Relaxed);
-        let (redis, script, leases) = (self.redis.clone(), self.script.clone(), self.leases.clone());
+        let (redis, script, leases) =
+            (self.redis.clone(), self.script.clone(), self.leases.clone());
         async move {
             metrics::histogram!("tollgate_limiter_batch_size").record(calls.len() as f64);
             let costs: Vec<u64> = calls.iter().map(|(req, _)| req.cost).collect();
@@ -435,7 +438,12 @@ async fn invoke(
             units: at(0),
             lease_ms: at(1),
             bucket_start_ms: at(2),
-            after: [(at(3), at(4)), (at(5), at(6)), (at(7), at(8)), (at(9), at(10))],
+            after: [
+                (at(3), at(4)),
+                (at(5), at(6)),
+                (at(7), at(8)),
+                (at(9), at(10)),
+            ],
         }
     });
     Ok((decisions, grant))
