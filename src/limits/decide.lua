@@ -169,7 +169,8 @@ for j = 12 + 3 * releases, #ARGV do
 end
 
 -- The lease: at most a quarter of what every window has left (so several nodes' leases
--- together never strand much of a limit), and only while the minute bucket lasts.
+-- together never strand much of a limit), and only while the minute bucket lasts (none in
+-- its last 100 ms).
 local ask = tonumber(ARGV[10])
 if ask > 0 then
   local granted = ask
@@ -178,8 +179,10 @@ if ask > 0 then
     granted = math.min(granted, floor((limits[w] - s[base + 2]) / 4))
   end
   if has_month then granted = math.min(granted, floor((month_limit - month_used) / 4)) end
-  granted = math.max(granted, 0)
   local lease_ms = math.min((current[1] + 1) * buckets[1], month_end) - now
+  -- Too close to the bucket's end to be used: none (the node asks again in the next one).
+  if lease_ms < 100 then granted = 0 end
+  granted = math.max(granted, 0)
   if granted > 0 then
     for w = 1, 3 do
       local base = (w - 1) * stride

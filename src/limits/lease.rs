@@ -90,6 +90,8 @@ struct Lease {
     bucket_start_ms: u64,
     /// The last grant's size: below half of it left, more is asked for.
     last_grant: u64,
+    /// Everything granted into this lease (its refills included).
+    granted: u64,
     left: u64,
     expires: Instant,
     /// Per window: used once everything granted is counted, and when it next resets.
@@ -164,7 +166,7 @@ impl Entry {
             return;
         }
         if let Some(release) = lease.release() {
-            if release.units * 2 > lease.last_grant {
+            if release.units * 2 > lease.granted {
                 self.ask /= 2;
                 if self.ask < MIN_ASK {
                     self.ask = 0;
@@ -279,6 +281,7 @@ impl Leases {
                 // A refill of a lease that was being used up: more next time.
                 lease.left += grant.units;
                 lease.last_grant = grant.units;
+                lease.granted += grant.units;
                 lease.after = after;
                 lease.expires = lease.expires.min(expires);
                 entry.ask = (entry.ask * 2).min(MAX_ASK);
@@ -293,6 +296,7 @@ impl Leases {
                     has_month: req.quota.month.is_some(),
                     bucket_start_ms: grant.bucket_start_ms,
                     last_grant: grant.units,
+                    granted: grant.units,
                     left: grant.units,
                     expires,
                     after,
@@ -399,6 +403,24 @@ mod tests {
         leases.install(&req, grant(8, 8), next, next);
         let ask = leases.prepare(&req, 1, false, next + Duration::from_secs(5));
         assert_eq!((ask.units, ask.releases.len()), (0, 1));
+    }
+
+    #[test]
+    fn a_busy_lease_ending_just_after_a_refill_keeps_its_ask() {
+        let leases = Leases::default();
+        let now = Instant::now();
+        let req = request(1);
+        leases.prepare(&req, 4, false, now);
+        leases.install(&req, grant(16, 16), now, now);
+        for _ in 0..16 {
+            leases.take(&req, now).unwrap();
+        }
+        // Used up, refilled (the ask doubles to 32), and the bucket ends with the refill
+        // unused: 16 of 32 granted went unused, which is not "mostly".
+        leases.install(&req, grant(16, 32), now, now);
+        let ask = leases.prepare(&req, 1, false, now + Duration::from_secs(4));
+        assert_eq!(ask.releases[0].units, 16);
+        assert_eq!(ask.units, 32);
     }
 
     #[test]
