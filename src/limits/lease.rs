@@ -19,6 +19,11 @@
 //! script call (uncounted from the buckets they went into); a lost release (a timed-out script
 //! call, a swept idle key) only under-admits.
 //!
+//! Sizing: the first ask is 4 units per call found waiting; it doubles each time a lease is
+//! used up within its bucket and halves when most of what was granted into a lease went
+//! unused (below 8 the key is cold again). The script grants nothing in a bucket's last
+//! 100 ms, where a lease would expire before use.
+//!
 //! What it costs: a grant is at most a quarter of what every window has left, so a key near
 //! its limit falls back to exact per-call decisions, and other nodes' leases strand little.
 //! The headers of a leased call count this node's calls exactly and the other nodes' as of
