@@ -37,3 +37,59 @@ fn every_operation_has_a_summary_a_tag_and_an_operation_id() {
         }
     }
 }
+
+/// utoipa keys component schemas by type name and silently keeps one of two types that share
+/// a name, so the document then describes the other one wrongly (verify's window state and
+/// the analytics window once did). Every `ToSchema` type in `src/` has a name of its own.
+#[test]
+fn no_two_schema_types_share_a_name() {
+    fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                rust_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    rust_files(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
+    let mut seen: std::collections::HashMap<String, std::path::PathBuf> = Default::default();
+    let mut found = 0;
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let mut pending = false;
+        for line in text.lines().map(str::trim) {
+            if line.starts_with("#[derive(") && line.contains("ToSchema") {
+                pending = true;
+            } else if pending && line.starts_with("#[schema(") && line.contains("as =") {
+                pending = false; // renamed explicitly
+            } else if pending && !line.starts_with("#[") && !line.starts_with("///") {
+                let name = line
+                    .trim_start_matches("pub(crate) ")
+                    .trim_start_matches("pub ")
+                    .strip_prefix("struct ")
+                    .or_else(|| line.trim_start_matches("pub ").strip_prefix("enum "))
+                    .and_then(|rest| {
+                        rest.split(|c: char| !c.is_alphanumeric() && c != '_')
+                            .next()
+                    });
+                if let Some(name) = name {
+                    found += 1;
+                    if let Some(first) = seen.insert(name.to_owned(), file.clone()) {
+                        panic!("schema `{name}` is defined in {first:?} and {file:?}");
+                    }
+                }
+                pending = false;
+            }
+        }
+    }
+    assert!(
+        found > 50,
+        "found only {found} ToSchema types: the scan is broken"
+    );
+}
