@@ -99,12 +99,9 @@ pub async fn record_request_metrics(
 ) -> Result<ServiceResponse<impl MessageBody>, ActixError> {
     let started = Instant::now();
     let known = req.app_data::<web::Data<KnownRoutes>>();
-    let route: Arc<str> = match known.and_then(|k| k.fixed_template(req.path())) {
-        Some(route) => route,
-        None => req
-            .match_pattern()
-            .map_or_else(|| Arc::from("unmatched"), Arc::from),
-    };
+    let route = known
+        .and_then(|k| k.fixed_template(req.path()))
+        .unwrap_or_else(|| matched_route(&req));
     req.extensions_mut().insert(RoutePattern(route.clone()));
     let method = req.method().as_str().to_owned();
     let response = next.call(req).await?;
@@ -117,6 +114,12 @@ pub async fn record_request_metrics(
     )
     .record(started.elapsed().as_secs_f64());
     Ok(response)
+}
+
+/// The route template actix matched for `req` (walks the route table), or `unmatched`.
+pub fn matched_route(req: &ServiceRequest) -> Arc<str> {
+    req.match_pattern()
+        .map_or_else(|| Arc::from("unmatched"), Arc::from)
 }
 
 /// The root span of each request: `tracing-actix-web`'s, built only when its level (info) is

@@ -29,7 +29,7 @@ use crate::{
     limits::{Decision, Quota, Request, month},
     metering::{Source, UsageEvent, method},
     state::AppState,
-    telemetry::RoutePattern,
+    telemetry::{self, RoutePattern},
 };
 
 /// A call not admitted: the problem to answer with, and the key presented when one answers
@@ -203,10 +203,7 @@ pub async fn metered(
 fn endpoint(req: &ServiceRequest) -> Arc<str> {
     // Found once per request by the metrics middleware; matched here only without it.
     let known = req.extensions().get::<RoutePattern>().map(|p| p.0.clone());
-    known.unwrap_or_else(|| {
-        req.match_pattern()
-            .map_or_else(|| Arc::from("unmatched"), Arc::from)
-    })
+    known.unwrap_or_else(|| telemetry::matched_route(req))
 }
 
 /// The usage event of a call admitted as `admission`, recorded as `endpoint`: method, request

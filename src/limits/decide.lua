@@ -21,8 +21,9 @@
 -- Returns, per call: allowed, used/reset/retry/reset-if-counted for minute, hour, day,
 -- month, has_month (18 integers); then, when a lease was asked for: the units granted, the
 -- ms the lease may be used for, the start of the minute bucket it went into, and used /
--- reset-in-ms of minute, hour, day and month once the lease is counted (11 integers). All packed as little-endian doubles in one bulk string: a
--- reply of 18 × batch integers costs both Redis and the client's parser far more.
+-- reset-in-ms of minute, hour, day and month once the lease is counted (11 integers). All
+-- packed as little-endian doubles in one bulk string: a reply of 18 × batch integers costs
+-- both Redis and the client's parser far more.
 local key = KEYS[1]
 local now = tonumber(ARGV[9])
 if not now then
@@ -79,7 +80,8 @@ end
 local changed = false
 local releases = tonumber(ARGV[11])
 for r = 0, releases - 1 do
-  local at_ms, units, month = tonumber(ARGV[12 + 3 * r]), tonumber(ARGV[13 + 3 * r]), tonumber(ARGV[14 + 3 * r])
+  local at_ms, units = tonumber(ARGV[12 + 3 * r]), tonumber(ARGV[13 + 3 * r])
+  local month = tonumber(ARGV[14 + 3 * r])
   for w = 1, 3 do
     local base, b = (w - 1) * stride, floor(at_ms / buckets[w])
     if b <= current[w] and current[w] - b < slots then
@@ -108,6 +110,18 @@ local month_used = 0
 if s[3 * stride + 1] == month_id then month_used = s[3 * stride + 2] end
 
 local out, n, added = {}, 0, 0
+-- Counts `units` at `now` in every window and the month.
+local function count(units)
+  for w = 1, 3 do
+    local base = (w - 1) * stride
+    local at = base + 3 + current[w] % slots
+    s[at] = s[at] + units
+    s[base + 2] = s[base + 2] + units
+    if not first[w] then first[w] = slots end
+  end
+  month_used = month_used + units
+  added = added + units
+end
 for j = 12 + 3 * releases, #ARGV do
   local cost = tonumber(ARGV[j])
   local allowed = 1
@@ -155,17 +169,7 @@ for j = 12 + 3 * releases, #ARGV do
   end
   n = n + 5
   out[at_allowed] = allowed
-  if allowed == 1 then
-    for w = 1, 3 do
-      local base = (w - 1) * stride
-      local at = base + 3 + current[w] % slots
-      s[at] = s[at] + cost
-      s[base + 2] = s[base + 2] + cost
-      if not first[w] then first[w] = slots end
-    end
-    month_used = month_used + cost
-    added = added + cost
-  end
+  if allowed == 1 then count(cost) end
 end
 
 -- The lease: at most a quarter of what every window has left (so several nodes' leases
@@ -183,17 +187,7 @@ if ask > 0 then
   -- Too close to the bucket's end to be used: none (the node asks again in the next one).
   if lease_ms < 100 then granted = 0 end
   granted = math.max(granted, 0)
-  if granted > 0 then
-    for w = 1, 3 do
-      local base = (w - 1) * stride
-      local at = base + 3 + current[w] % slots
-      s[at] = s[at] + granted
-      s[base + 2] = s[base + 2] + granted
-      if not first[w] then first[w] = slots end
-    end
-    month_used = month_used + granted
-    added = added + granted
-  end
+  if granted > 0 then count(granted) end
   out[n + 1], out[n + 2], out[n + 3] = granted, lease_ms, current[1] * buckets[1]
   n = n + 3
   for w = 1, 3 do

@@ -32,10 +32,7 @@
 use std::{
     collections::HashMap,
     hash::{BuildHasher, RandomState},
-    sync::{
-        Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Mutex, MutexGuard},
     time::{Duration, Instant},
 };
 
@@ -91,7 +88,6 @@ pub struct Ask {
 struct Lease {
     quota: Quota,
     month_id: u32,
-    has_month: bool,
     bucket_start_ms: u64,
     /// The last grant's size: below half of it left, more is asked for.
     last_grant: u64,
@@ -126,7 +122,7 @@ impl Lease {
         };
         let q = &self.quota;
         let sliding = [window(0, q.minute), window(1, q.hour), window(2, q.day)];
-        let month = q.month.filter(|_| self.has_month).map(|l| window(3, l));
+        let month = q.month.map(|limit| window(3, limit));
         Decision::new(sliding, month)
     }
 
@@ -185,24 +181,28 @@ impl Entry {
 
 /// Every key's lease on this node, sharded like the in-process limiter.
 pub struct Leases {
-    shards: Vec<Mutex<HashMap<Uuid, Entry>>>,
+    shards: Vec<Mutex<Shard>>,
     hasher: RandomState,
-    /// Calls admitted from leases so far.
-    taken: AtomicU64,
+}
+
+#[derive(Default)]
+struct Shard {
+    keys: HashMap<Uuid, Entry>,
+    /// Calls admitted from its leases so far (counted under the lock already held).
+    taken: u64,
 }
 
 impl Default for Leases {
     fn default() -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             hasher: RandomState::new(),
-            taken: AtomicU64::new(0),
         }
     }
 }
 
 impl Leases {
-    fn shard(&self, key: &Uuid) -> std::sync::MutexGuard<'_, HashMap<Uuid, Entry>> {
+    fn shard(&self, key: &Uuid) -> MutexGuard<'_, Shard> {
         self.shards[self.hasher.hash_one(key) as usize % SHARDS]
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -212,7 +212,7 @@ impl Leases {
     /// caller should ask the dispatcher for more (the lease is running low).
     pub fn take(&self, req: &Request, now: Instant) -> Option<(Decision, bool)> {
         let mut shard = self.shard(&req.key);
-        let entry = shard.get_mut(&req.key)?;
+        let entry = shard.keys.get_mut(&req.key)?;
         let lease = entry.lease.as_mut().filter(|l| l.usable(req, now))?;
         lease.left -= req.cost;
         let decision = lease.decision(now);
@@ -220,18 +220,22 @@ impl Leases {
         let refill = low && !entry.asking;
         entry.asking |= refill;
         entry.last_active = now;
-        self.taken.fetch_add(1, Ordering::Relaxed);
+        shard.taken += 1;
         Some((decision, refill))
     }
 
     /// Calls admitted from leases so far.
     pub fn taken(&self) -> u64 {
-        self.taken.load(Ordering::Relaxed)
+        let shard_taken =
+            |s: &Mutex<Shard>| s.lock().map_or_else(|p| p.into_inner().taken, |s| s.taken);
+        self.shards.iter().map(shard_taken).sum()
     }
 
-    /// A refill request that could not be queued: let a later call ask again.
-    pub fn refill_failed(&self, key: &Uuid) {
-        if let Some(entry) = self.shard(key).get_mut(key) {
+    /// A request for a lease that could not be queued, or whose script call failed: nothing
+    /// was granted that the node knows of, so a later call may ask again. (Releases it carried
+    /// are not retried: one applied twice could over-admit.)
+    pub fn ask_failed(&self, key: &Uuid) {
+        if let Some(entry) = self.shard(key).keys.get_mut(key) {
             entry.asking = false;
         }
     }
@@ -240,14 +244,16 @@ impl Leases {
     /// ask for and the units to give back.
     pub fn prepare(&self, req: &Request, calls: usize, refill: bool, now: Instant) -> Ask {
         let mut shard = self.shard(&req.key);
-        if shard.len() > SWEEP_ABOVE {
-            shard.retain(|_, entry| now.duration_since(entry.last_active) < IDLE);
+        if shard.keys.len() > SWEEP_ABOVE {
+            shard
+                .keys
+                .retain(|_, entry| now.duration_since(entry.last_active) < IDLE);
         }
         let hot = refill || calls >= 2;
-        if !hot && !shard.contains_key(&req.key) {
+        if !hot && !shard.keys.contains_key(&req.key) {
             return Ask::default();
         }
-        let entry = shard.entry(req.key).or_insert_with(|| Entry::new(now));
+        let entry = shard.keys.entry(req.key).or_insert_with(|| Entry::new(now));
         entry.last_active = now;
         entry.end_lease_unless_serving(req, now);
         if hot && entry.ask == 0 {
@@ -266,7 +272,10 @@ impl Leases {
     /// After the script call: installs `grant` (sent at `sent`, answered at `received`).
     pub fn install(&self, req: &Request, grant: Grant, sent: Instant, received: Instant) {
         let mut shard = self.shard(&req.key);
-        let entry = shard.entry(req.key).or_insert_with(|| Entry::new(received));
+        let entry = shard
+            .keys
+            .entry(req.key)
+            .or_insert_with(|| Entry::new(received));
         entry.asking = false;
         if grant.units == 0 {
             return;
@@ -298,7 +307,6 @@ impl Leases {
                 entry.lease = Some(Lease {
                     quota: req.quota,
                     month_id: req.month.id,
-                    has_month: req.quota.month.is_some(),
                     bucket_start_ms: grant.bucket_start_ms,
                     last_grant: grant.units,
                     granted: grant.units,
@@ -308,12 +316,6 @@ impl Leases {
                 });
             }
         }
-    }
-
-    /// The script call asking for a lease failed: nothing was granted that the node knows of
-    /// (any releases it carried are not retried: one applied twice could over-admit).
-    pub fn failed(&self, key: &Uuid) {
-        self.refill_failed(key)
     }
 }
 
@@ -340,6 +342,14 @@ mod tests {
             month,
             next_month: month,
         }
+    }
+
+    /// A key made hot by 4 waiting calls and granted 16 units (16 used with them).
+    fn leased() -> (Leases, Instant, Request) {
+        let (leases, now, req) = (Leases::default(), Instant::now(), request(1));
+        leases.prepare(&req, 4, false, now);
+        leases.install(&req, grant(16, 16), now, now);
+        (leases, now, req)
     }
 
     fn grant(units: u64, used: u64) -> Grant {
@@ -384,11 +394,7 @@ mod tests {
 
     #[test]
     fn a_lease_ends_with_its_bucket_and_gives_back_what_it_did_not_use() {
-        let leases = Leases::default();
-        let now = Instant::now();
-        let req = request(1);
-        leases.prepare(&req, 4, false, now);
-        leases.install(&req, grant(16, 16), now, now);
+        let (leases, now, req) = leased();
         leases.take(&req, now).unwrap();
         let later = now + Duration::from_millis(3_999);
         assert!(leases.take(&req, later).is_none(), "past the deadline");
@@ -412,11 +418,7 @@ mod tests {
 
     #[test]
     fn a_busy_lease_ending_just_after_a_refill_keeps_its_ask() {
-        let leases = Leases::default();
-        let now = Instant::now();
-        let req = request(1);
-        leases.prepare(&req, 4, false, now);
-        leases.install(&req, grant(16, 16), now, now);
+        let (leases, now, req) = leased();
         for _ in 0..16 {
             leases.take(&req, now).unwrap();
         }
@@ -430,11 +432,7 @@ mod tests {
 
     #[test]
     fn a_lease_serves_only_the_quota_it_was_granted_under() {
-        let leases = Leases::default();
-        let now = Instant::now();
-        let req = request(1);
-        leases.prepare(&req, 4, false, now);
-        leases.install(&req, grant(16, 16), now, now);
+        let (leases, now, req) = leased();
         let mut changed = req;
         changed.quota.minute = 10;
         assert!(leases.take(&changed, now).is_none());

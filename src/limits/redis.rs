@@ -167,13 +167,8 @@ impl RedisLimiter {
 
     /// Asks the dispatcher, without waiting, for more of `req`'s key's lease.
     fn refill(&self, req: &Request) {
-        let pending = Pending {
-            req: Request { cost: 0, ..*req },
-            now_ms: None,
-            reply: None,
-        };
-        if self.queue.try_send(pending).is_err() {
-            self.leases.refill_failed(&req.key);
+        if self.queue.try_send(Pending::refill(req)).is_err() {
+            self.leases.ask_failed(&req.key);
         }
     }
 
@@ -200,6 +195,15 @@ struct Pending {
 }
 
 impl Pending {
+    /// A request for more of `req`'s key's lease.
+    fn refill(req: &Request) -> Self {
+        Self {
+            req: Request { cost: 0, ..*req },
+            now_ms: None,
+            reply: None,
+        }
+    }
+
     /// Calls decided in one script call share everything but their cost.
     fn batches_with(&self, other: &Pending) -> bool {
         self.now_ms == other.now_ms
@@ -305,28 +309,25 @@ impl Dispatcher {
         let first = batch[0].req;
         let clock = batch[0].now_ms;
         let refill = batch.iter().any(|p| p.reply.is_none());
-        let calls: Vec<(Request, oneshot::Sender<Reply>)> = batch
+        let (costs, replies): (Vec<u64>, Vec<oneshot::Sender<Reply>>) = batch
             .into_iter()
-            .filter_map(|p| Some((p.req, p.reply?)))
-            .collect();
+            .filter_map(|p| Some((p.req.cost, p.reply?)))
+            .unzip();
         // Only calls on Redis's clock lease (tests that replay a clock never do).
         let ask = match clock {
             None => self
                 .leases
-                .prepare(&first, calls.len(), refill, Instant::now()),
+                .prepare(&first, costs.len(), refill, Instant::now()),
             Some(_) => Ask::default(),
         };
         self.script_calls.fetch_add(1, Ordering::Relaxed);
         let (redis, script, leases) =
             (self.redis.clone(), self.script.clone(), self.leases.clone());
         async move {
-            metrics::histogram!("tollgate_limiter_batch_size").record(calls.len() as f64);
-            let costs: Vec<u64> = calls.iter().map(|(req, _)| req.cost).collect();
+            metrics::histogram!("tollgate_limiter_batch_size").record(costs.len() as f64);
             let sent = Instant::now();
             let call = invoke(&redis, &script, &first, clock, &ask, &costs);
-            let decided = tokio::time::timeout(DECISION_TIMEOUT, call).await;
-            let asked = ask.units > 0;
-            let mut decided = match decided {
+            let mut decided = match tokio::time::timeout(DECISION_TIMEOUT, call).await {
                 Ok(Ok((decisions, grant))) => {
                     if let Some(grant) = grant {
                         metrics::counter!("tollgate_limiter_leased_units_total")
@@ -335,22 +336,19 @@ impl Dispatcher {
                     }
                     decisions.into_iter().map(Ok).collect::<Vec<_>>()
                 }
-                Ok(Err(err)) => {
-                    if asked {
-                        leases.failed(&first.key);
+                failed => {
+                    if ask.units > 0 {
+                        leases.ask_failed(&first.key);
                     }
-                    let err = Unavailable::Redis(Arc::new(err));
-                    vec![Err(err); calls.len()]
-                }
-                Err(_) => {
-                    if asked {
-                        leases.failed(&first.key);
-                    }
-                    vec![Err(Unavailable::Timeout); calls.len()]
+                    let err = match failed {
+                        Ok(Err(err)) => Unavailable::Redis(Arc::new(err)),
+                        _ => Unavailable::Timeout,
+                    };
+                    vec![Err(err); replies.len()]
                 }
             };
-            decided.resize(calls.len(), Err(Unavailable::Stopped));
-            for ((_, reply), decision) in calls.into_iter().zip(decided) {
+            decided.resize(replies.len(), Err(Unavailable::Stopped));
+            for (reply, decision) in replies.into_iter().zip(decided) {
                 // The caller may have given up (timeout); nothing to do then.
                 let _ = reply.send(decision);
             }
@@ -361,28 +359,17 @@ impl Dispatcher {
 
 /// Answers `pending` from its key's lease when the lease can, else gives it back. A call
 /// that ran the lease low comes back as a request for more.
-fn lease_or_keep(leases: &Leases, pending: Pending, now: Instant) -> Option<Pending> {
-    let Pending {
-        req,
-        now_ms: None,
-        reply: Some(reply),
-    } = pending
-    else {
+fn lease_or_keep(leases: &Leases, mut pending: Pending, now: Instant) -> Option<Pending> {
+    if pending.now_ms.is_some() || pending.reply.is_none() {
+        return Some(pending);
+    }
+    let Some((decision, refill)) = leases.take(&pending.req, now) else {
         return Some(pending);
     };
-    let Some((decision, refill)) = leases.take(&req, now) else {
-        return Some(Pending {
-            req,
-            now_ms: None,
-            reply: Some(reply),
-        });
-    };
-    let _ = reply.send(Ok(decision));
-    refill.then_some(Pending {
-        req: Request { cost: 0, ..req },
-        now_ms: None,
-        reply: None,
-    })
+    if let Some(reply) = pending.reply.take() {
+        let _ = reply.send(Ok(decision));
+    }
+    refill.then(|| Pending::refill(&pending.req))
 }
 
 /// Decides calls of `costs` (for one key, sharing `req`'s quota and `clock`) in one script

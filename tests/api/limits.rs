@@ -205,9 +205,7 @@ async fn redis_bursts_across_a_real_minute_boundary_admit_at_most_the_limit() {
             .into_iter()
             .sum::<u32>()
     };
-    let mut conn = redis.conn();
-    let redis_ms = |(secs, micros): (u64, u64)| secs * 1000 + micros / 1000;
-    let now = redis_ms(redis::cmd("TIME").query_async(&mut conn).await.unwrap());
+    let now = redis_now_ms(&redis).await;
     let to_edge = 60_000 - now % 60_000;
     // 800 ms before a boundary, leaving time for the burst to finish before it.
     let wait = if to_edge > 1_000 {
@@ -217,7 +215,7 @@ async fn redis_bursts_across_a_real_minute_boundary_admit_at_most_the_limit() {
     };
     tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
     let before = burst(limiter.clone()).await;
-    let after_first = redis_ms(redis::cmd("TIME").query_async(&mut conn).await.unwrap());
+    let after_first = redis_now_ms(&redis).await;
     // (Should the first burst run past the boundary on a loaded machine, its late calls are
     // in the same rolling minute: the assertions below hold all the same.)
     let edge = now + to_edge + if to_edge > 1_000 { 0 } else { 60_000 };
@@ -367,9 +365,7 @@ async fn a_hot_key_is_decided_from_leases_and_unused_units_go_back() {
     );
     // After the lease's bucket (5 s) the next call is decided by the script, which first
     // gives back what the ended lease did not use: it sees exactly the calls admitted.
-    let mut conn = redis.conn();
-    let redis_ms = |(secs, micros): (u64, u64)| secs * 1000 + micros / 1000;
-    let now = redis_ms(redis::cmd("TIME").query_async(&mut conn).await.unwrap());
+    let now = redis_now_ms(&redis).await;
     tokio::time::sleep(std::time::Duration::from_millis(5_050 - now % 5_000)).await;
     let scripts = limiter.script_calls();
     let now = Utc::now();
@@ -422,6 +418,15 @@ async fn hammer<const N: usize>(
         most = most.max(m);
     }
     (admitted, most)
+}
+
+/// Redis's clock (`TIME`), in epoch milliseconds.
+async fn redis_now_ms(redis: &Redis) -> u64 {
+    let (secs, micros): (u64, u64) = redis::cmd("TIME")
+        .query_async(&mut redis.conn())
+        .await
+        .unwrap();
+    secs * 1000 + micros / 1000
 }
 
 /// Every Redis key under `prefix` has a TTL; returns them.
