@@ -1,14 +1,18 @@
-//! Sustained ingestion into PostgreSQL through the metering pipeline (recorder -> buffer ->
-//! batch writer -> COPY into staging -> `INSERT … ON CONFLICT DO NOTHING` + key counters),
-//! against a raw binary `COPY` of the same rows into the same table, in the same run.
+//! Sustained ingestion through the metering pipeline (recorder -> buffer -> batch writer ->
+//! events, key counters and rollups in one transaction per batch), against the plainest way of
+//! getting the same rows into the same table, in the same run: a raw binary `COPY` on
+//! PostgreSQL, multi-row prepared `INSERT`s in one transaction on SQLite.
 //!
 //! `TOLLGATE_BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432 cargo bench --bench ingestion`
-//! (optional: `BENCH_EVENTS` per round, default 500000; `BENCH_ROUNDS`, default 3;
-//! `BENCH_BATCH`, default `metering.batch_size`). Creates and drops a `bench_<uuid>` database.
+//! creates and drops a `bench_<uuid>` database on that server;
+//! `TOLLGATE_BENCH_DATABASE_URL=sqlite cargo bench --bench ingestion` uses a SQLite file in a
+//! temporary directory, configured as `tollgate serve` configures it (WAL, synchronous=NORMAL).
+//! Optional: `BENCH_EVENTS` per round, default 500000; `BENCH_ROUNDS`, default 3;
+//! `BENCH_BATCH`, default `metering.batch_size`.
 
 use std::{sync::Arc, time::Instant};
 
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use sea_orm::{ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, Statement};
 use tollgate::{
     audit,
     config::{SecretUrl, Settings},
@@ -41,25 +45,39 @@ async fn run() {
     let server = std::env::var("TOLLGATE_BENCH_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
     let (events_per_round, rounds) = (env_or("BENCH_EVENTS", 500_000), env_or("BENCH_ROUNDS", 3));
-    let name = format!("bench_{}", uuid::Uuid::new_v4().simple());
-    let admin = Database::connect(format!("{server}/postgres"))
-        .await
-        .unwrap();
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut settings = Settings::load(None).unwrap();
-    settings.database.url = SecretUrl::new(format!("{server}/{name}"));
+    let name = format!("bench_{}", uuid::Uuid::new_v4().simple());
+    let admin = match server.starts_with("sqlite") {
+        true => {
+            let file = dir.path().join("bench.db");
+            settings.database.url = SecretUrl::new(format!("sqlite://{}?mode=rwc", file.display()));
+            None
+        }
+        false => {
+            let admin = Database::connect(format!("{server}/postgres"))
+                .await
+                .unwrap();
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await
+                .unwrap();
+            settings.database.url = SecretUrl::new(format!("{server}/{name}"));
+            Some(admin)
+        }
+    };
     settings.metering.spool_dir = dir.path().join("spool");
     settings.metering.batch_size = env_or("BENCH_BATCH", settings.metering.batch_size);
     let db = db::connect(&settings.database).await.unwrap();
     db::migrate(&db).await.unwrap();
     let (tenant, keys) = world(&db).await;
+    let postgres = admin.is_some();
+    let baseline = if postgres { "raw COPY" } else { "raw INSERT" };
     println!(
-        "events per round: {events_per_round}, rounds: {rounds}, batch_size: {}, buffer: {}",
-        settings.metering.batch_size, settings.metering.buffer_capacity
+        "{}: events per round: {events_per_round}, rounds: {rounds}, batch_size: {}, buffer: {}",
+        db.get_database_backend().as_str(),
+        settings.metering.batch_size,
+        settings.metering.buffer_capacity
     );
     let (mut writer, mut copy) = (Vec::new(), Vec::new());
     for round in 1..=rounds {
@@ -68,21 +86,26 @@ async fn run() {
         let w = through_writer(&db, &settings, events.clone()).await;
         check(&db, events_per_round).await;
         truncate(&db).await;
-        let c = raw_copy(&db, &events, settings.metering.batch_size).await;
-        println!("round {round}: writer {w:>9.0} events/s   raw COPY {c:>9.0} events/s");
+        let c = match postgres {
+            true => raw_copy(&db, &events, settings.metering.batch_size).await,
+            false => raw_insert(&db, &events).await,
+        };
+        println!("round {round}: writer {w:>9.0} events/s   {baseline} {c:>9.0} events/s");
         writer.push(w);
         copy.push(c);
     }
     let (w, c) = (median(writer), median(copy));
     println!(
-        "median: writer {w:.0} events/s, raw COPY {c:.0} events/s, ratio {:.0}%",
+        "median: writer {w:.0} events/s, {baseline} {c:.0} events/s, ratio {:.0}%",
         100.0 * w / c
     );
     db.close().await.ok();
-    admin
-        .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .await
-        .unwrap();
+    if let Some(admin) = admin {
+        admin
+            .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .await
+            .unwrap();
+    }
 }
 
 /// A tenant with [`KEYS`] keys (rows inserted directly: the bench measures events only).
@@ -96,12 +119,13 @@ async fn world(db: &DatabaseConnection) -> (TenantId, Vec<KeyId>) {
         let id = KeyId::new();
         let sql = "INSERT INTO api_keys (id, tenant_id, name, key_hash, prefix, last4, source, \
                    status, usage_count, created_at, updated_at) VALUES ($1, $2, $3, $4, 'tg_live_', \
-                   'abcd', 'generated', 'active', 0, now(), now())";
+                   'abcd', 'generated', 'active', 0, $5, $5)";
         let values = [
             id.0.into(),
             tenant.id.into(),
             format!("k{i}").into(),
             format!("hash{i}").into(),
+            chrono::Utc::now().into(),
         ];
         db.execute_raw(Statement::from_sql_and_values(
             db.get_database_backend(),
@@ -199,18 +223,34 @@ async fn raw_copy(db: &DatabaseConnection, events: &[UsageEvent], chunk: usize) 
     events.len() as f64 / started.elapsed().as_secs_f64()
 }
 
+/// Multi-row `INSERT`s of the same rows into `usage_events` (SQLite), all in one transaction:
+/// the ceiling for these rows into this table through this driver.
+async fn raw_insert(db: &DatabaseConnection, events: &[UsageEvent]) -> f64 {
+    use sea_orm::TransactionTrait;
+    let started = Instant::now();
+    let txn = db.begin().await.unwrap();
+    for chunk in events.chunks(store::SQLITE_ROWS_PER_STATEMENT) {
+        txn.execute_raw(store::sqlite_insert(chunk)).await.unwrap();
+    }
+    txn.commit().await.unwrap();
+    events.len() as f64 / started.elapsed().as_secs_f64()
+}
+
 async fn truncate(db: &DatabaseConnection) {
-    db.execute_unprepared("TRUNCATE usage_events; UPDATE api_keys SET usage_count = 0")
+    let (empty, vacuum) = match db.get_database_backend() {
+        DatabaseBackend::Postgres => ("TRUNCATE usage_events", "VACUUM ANALYZE usage_events"),
+        _ => ("DELETE FROM usage_events", "VACUUM"),
+    };
+    db.execute_unprepared(empty).await.unwrap();
+    db.execute_unprepared("UPDATE api_keys SET usage_count = 0")
         .await
         .unwrap();
-    db.execute_unprepared("VACUUM ANALYZE usage_events")
-        .await
-        .unwrap();
+    db.execute_unprepared(vacuum).await.unwrap();
 }
 
 async fn check(db: &DatabaseConnection, expected: usize) {
     let sql = "SELECT (SELECT count(*) FROM usage_events) AS events, \
-               (SELECT sum(usage_count)::int8 FROM api_keys) AS counted";
+               (SELECT CAST(sum(usage_count) AS BIGINT) FROM api_keys) AS counted";
     let row = db
         .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
         .await

@@ -103,17 +103,52 @@ pub async fn record_request_metrics(
         .and_then(|k| k.fixed_template(req.path()))
         .unwrap_or_else(|| matched_route(&req));
     req.extensions_mut().insert(RoutePattern(route.clone()));
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method().as_str());
     let response = next.call(req).await?;
-    let status = response.status().as_u16().to_string();
-    metrics::histogram!(
-        HTTP_DURATION,
-        "http_route" => route,
-        "http_request_method" => method,
-        "http_response_status_code" => status,
-    )
-    .record(started.elapsed().as_secs_f64());
+    let status = response.status().as_u16();
+    duration_histogram(route, method, status).record(started.elapsed().as_secs_f64());
     Ok(response)
+}
+
+/// The method label: one of the standard methods, or `_OTHER` (OpenTelemetry's convention),
+/// so arbitrary method tokens sent by clients cannot grow the label space.
+fn method_label(method: &str) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    ];
+    KNOWN
+        .into_iter()
+        .find(|known| *known == method)
+        .unwrap_or("_OTHER")
+}
+
+type HistogramKey = (Arc<str>, &'static str, u16);
+
+thread_local! {
+    /// This worker's [`HTTP_DURATION`] handles: building a labelled key and finding it in the
+    /// registry costs a request more than recording does. Bounded like the label space
+    /// (route templates × methods × status codes).
+    static HISTOGRAMS: std::cell::RefCell<std::collections::HashMap<HistogramKey, metrics::Histogram>> =
+        Default::default();
+}
+
+/// The [`HTTP_DURATION`] histogram of one route, method and status.
+fn duration_histogram(route: Arc<str>, method: &'static str, status: u16) -> metrics::Histogram {
+    HISTOGRAMS.with_borrow_mut(|known| {
+        known
+            .entry((route, method, status))
+            .or_insert_with_key(|(route, method, status)| {
+                // A handle taken before the recorder exists would stay a no-op.
+                metrics_handle();
+                metrics::histogram!(
+                    HTTP_DURATION,
+                    "http_route" => route.clone(),
+                    "http_request_method" => *method,
+                    "http_response_status_code" => status.to_string(),
+                )
+            })
+            .clone()
+    })
 }
 
 /// The route template actix matched for `req` (walks the route table), or `unmatched`.

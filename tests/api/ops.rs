@@ -74,6 +74,12 @@ async fn metrics_expose_request_durations_by_route_template() {
     let app = spawn_app().await;
     app.get("/livez").await;
     app.get("/no/such/route").await;
+    let made_up = reqwest::Method::from_bytes(b"MADEUP").unwrap();
+    app.client
+        .request(made_up, app.url("/livez"))
+        .send()
+        .await
+        .unwrap();
     let response = app.get("/metrics").await;
     assert_eq!(response.status().as_u16(), 200);
     let body = response.text().await.unwrap();
@@ -88,6 +94,11 @@ async fn metrics_expose_request_durations_by_route_template() {
     assert!(
         !body.contains("/no/such/route"),
         "raw paths must never become labels"
+    );
+    assert!(
+        body.contains(r#"http_route="/livez",http_request_method="_OTHER""#)
+            && !body.contains("MADEUP"),
+        "made-up methods share one label: {body}"
     );
 }
 

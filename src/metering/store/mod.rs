@@ -53,6 +53,21 @@ pub fn copy_payload(events: &[UsageEvent]) -> Vec<u8> {
     copy::encode(events)
 }
 
+/// Rows per multi-row `INSERT` on SQLite.
+pub const SQLITE_ROWS_PER_STATEMENT: usize = sqlite::ROWS_PER_STATEMENT;
+
+/// A plain multi-row `INSERT` of `events` (at most [`SQLITE_ROWS_PER_STATEMENT`]) into
+/// `usage_events` on SQLite, with the writer's parameters but no conflict handling (public for
+/// the ingestion benchmark's raw-`INSERT` baseline).
+pub fn sqlite_insert(events: &[UsageEvent]) -> sea_orm::Statement {
+    let sql = sqlite::insert_sql(events.len(), sqlite::Tail::Plain);
+    sea_orm::Statement::from_sql_and_values(
+        DatabaseBackend::Sqlite,
+        sql.as_ref(),
+        sqlite::values(events),
+    )
+}
+
 /// The columns written, in the order of the staging table and of every row.
 pub const COLUMNS: [&str; 17] = [
     "id",

@@ -8,7 +8,6 @@ use chrono::Utc;
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, Statement,
     TransactionTrait, Value,
-    sea_query::{Alias, Expr, OnConflict, Query},
 };
 use uuid::Uuid;
 
@@ -22,7 +21,7 @@ use crate::metering::{
 };
 
 /// Rows per statement: 17 parameters each stays well under SQLite's 32,766.
-const ROWS_PER_STATEMENT: usize = 1000;
+pub(super) const ROWS_PER_STATEMENT: usize = 1000;
 
 const BUMP_KEY: &str = "UPDATE api_keys SET usage_count = usage_count + ?, \
      last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < ? THEN ? \
@@ -31,18 +30,11 @@ const BUMP_KEY: &str = "UPDATE api_keys SET usage_count = usage_count + ?, \
 pub async fn insert(db: &DatabaseConnection, events: &[UsageEvent]) -> Result<u64, DbErr> {
     let backend = db.get_database_backend();
     let txn = db.begin().await?;
-    let mut inserted: HashSet<Uuid> = HashSet::with_capacity(events.len());
+    let mut stored: Vec<&UsageEvent> = Vec::with_capacity(events.len());
     for chunk in events.chunks(ROWS_PER_STATEMENT) {
-        for row in txn.query_all_raw(backend.build(&statement(chunk))).await? {
-            inserted.insert(row.try_get("", "id")?);
-        }
+        insert_chunk(&txn, chunk, &mut stored).await?;
     }
-    let count = inserted.len() as u64;
-    let stored: Vec<&UsageEvent> = match inserted.len() == events.len() {
-        true => events.iter().collect(),
-        // The first copy of each inserted id (a batch may hold the same event twice).
-        false => events.iter().filter(|e| inserted.remove(&e.id)).collect(),
-    };
+    let count = stored.len() as u64;
     for (key, (count, last)) in super::per_key(stored.iter().copied()) {
         let values = [count.into(), last.into(), last.into(), key.into()];
         txn.execute_raw(Statement::from_sql_and_values(backend, BUMP_KEY, values))
@@ -54,6 +46,36 @@ pub async fn insert(db: &DatabaseConnection, events: &[UsageEvent]) -> Result<u6
     add_peaks(&txn, &deltas.peaks).await?;
     txn.commit().await?;
     Ok(count)
+}
+
+/// Inserts the events of `chunk` that are not stored yet and appends them (the first copy of
+/// each) to `stored`. Nearly every chunk is all new, so it is inserted without `RETURNING`
+/// (which hands every id back through the driver) and the count checked; a chunk that held
+/// duplicates is rolled back to its savepoint and inserted again, returning the new ids.
+async fn insert_chunk<'a>(
+    txn: &DatabaseTransaction,
+    chunk: &'a [UsageEvent],
+    stored: &mut Vec<&'a UsageEvent>,
+) -> Result<(), DbErr> {
+    let statement = |tail| {
+        let sql = insert_sql(chunk.len(), tail);
+        Statement::from_sql_and_values(DbBackend::Sqlite, sql.as_ref(), values(chunk))
+    };
+    txn.execute_unprepared("SAVEPOINT usage_chunk").await?;
+    let inserted = txn.execute_raw(statement(Tail::SkipStored)).await?;
+    if inserted.rows_affected() != chunk.len() as u64 {
+        txn.execute_unprepared("ROLLBACK TO usage_chunk").await?;
+        let mut new: HashSet<Uuid> = HashSet::with_capacity(chunk.len());
+        for row in txn.query_all_raw(statement(Tail::ReturningNew)).await? {
+            new.insert(row.try_get("", "id")?);
+        }
+        stored.extend(chunk.iter().filter(|e| new.remove(&e.id)));
+    } else {
+        stored.extend(chunk);
+    }
+    txn.execute_unprepared("RELEASE usage_chunk")
+        .await
+        .map(drop)
 }
 
 /// Rollup rows per upsert: 18 or 19 parameters each.
@@ -197,41 +219,76 @@ fn corrupt(detail: String) -> DbErr {
     DbErr::Custom(format!("usage_rollups: {detail}"))
 }
 
-fn statement(events: &[UsageEvent]) -> sea_orm::sea_query::InsertStatement {
-    let mut insert = Query::insert();
-    insert
-        .into_table(Alias::new("usage_events"))
-        .columns(COLUMNS.map(Alias::new))
-        .on_conflict(
-            OnConflict::columns([Alias::new("id"), Alias::new("occurred_at")])
-                .do_nothing()
-                .to_owned(),
-        )
-        .returning(Query::returning().column(Alias::new("id")));
-    for e in events {
-        insert.values_panic(row(e));
-    }
-    insert
+/// What follows the rows of an insert into `usage_events`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Tail {
+    /// Nothing: a duplicate fails the statement.
+    Plain,
+    /// Events stored already are skipped.
+    SkipStored,
+    /// Events stored already are skipped; the new ones' ids are returned.
+    ReturningNew,
 }
 
-fn row(e: &UsageEvent) -> [Expr; 17] {
-    [
-        Expr::value(e.id),
-        Expr::value(e.occurred_at),
-        Expr::value(e.tenant_id.0),
-        Expr::value(e.key_id.map(|k| k.0)),
-        Expr::value(e.endpoint.to_string()),
-        Expr::value(e.method.to_string()),
-        Expr::value(e.status_code as i16),
-        Expr::value(e.latency_us),
-        Expr::value(e.bytes_in),
-        Expr::value(e.bytes_out),
-        Expr::value(e.tokens_in),
-        Expr::value(e.tokens_out),
-        Expr::value(e.cost_nanos),
-        Expr::value(e.ip.map(|ip| ip.to_string())),
-        Expr::value(e.user_agent.as_deref().map(str::to_owned)),
-        Expr::value(e.source.as_str()),
-        Expr::value(e.received_at),
-    ]
+impl Tail {
+    const ALL: [Tail; 3] = [Tail::Plain, Tail::SkipStored, Tail::ReturningNew];
+
+    fn sql(self) -> &'static str {
+        match self {
+            Tail::Plain => "",
+            Tail::SkipStored => "ON CONFLICT (id, occurred_at) DO NOTHING",
+            Tail::ReturningNew => "ON CONFLICT (id, occurred_at) DO NOTHING RETURNING id",
+        }
+    }
+}
+
+/// `INSERT INTO usage_events (…) VALUES (?, …), … {tail}` for `rows` rows. A full chunk's
+/// text is built once per process (and so prepared once per connection by the statement
+/// cache).
+pub(super) fn insert_sql(rows: usize, tail: Tail) -> std::borrow::Cow<'static, str> {
+    use std::sync::LazyLock;
+    static FULL: LazyLock<[String; 3]> =
+        LazyLock::new(|| Tail::ALL.map(|tail| build_insert(ROWS_PER_STATEMENT, tail)));
+    match rows == ROWS_PER_STATEMENT {
+        true => FULL[tail as usize].as_str().into(),
+        false => build_insert(rows, tail).into(),
+    }
+}
+
+fn build_insert(rows: usize, tail: Tail) -> String {
+    let row = format!("({})", vec!["?"; COLUMNS.len()].join(", "));
+    format!(
+        "INSERT INTO usage_events ({}) VALUES {} {}",
+        COLUMNS.join(", "),
+        vec![row.as_str(); rows].join(", "),
+        tail.sql()
+    )
+}
+
+/// The bound values of `events`, row after row in [`COLUMNS`] order (at most
+/// [`ROWS_PER_STATEMENT`] rows per statement).
+pub(super) fn values(events: &[UsageEvent]) -> Vec<Value> {
+    let mut values = Vec::with_capacity(events.len() * COLUMNS.len());
+    for e in events {
+        values.extend::<[Value; 17]>([
+            e.id.into(),
+            e.occurred_at.into(),
+            e.tenant_id.0.into(),
+            e.key_id.map(|k| k.0).into(),
+            e.endpoint.as_ref().into(),
+            e.method.as_ref().into(),
+            (e.status_code as i16).into(),
+            e.latency_us.into(),
+            e.bytes_in.into(),
+            e.bytes_out.into(),
+            e.tokens_in.into(),
+            e.tokens_out.into(),
+            e.cost_nanos.into(),
+            e.ip.map(|ip| ip.to_string()).into(),
+            e.user_agent.as_deref().into(),
+            e.source.as_str().into(),
+            e.received_at.into(),
+        ]);
+    }
+    values
 }

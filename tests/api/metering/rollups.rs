@@ -267,6 +267,36 @@ async fn a_late_event_merges_into_its_existing_bucket() {
     }
 }
 
+/// A batch of new events, events stored by an earlier batch and an event sent twice in the
+/// same batch, over several insert statements: each event is stored and counted once.
+#[tokio::test]
+async fn a_batch_mixing_stored_new_and_repeated_events_counts_each_event_once() {
+    let app = spawn_app().await;
+    let tenant = TenantId::new();
+    let keys = [KeyId::new(), KeyId::new(), KeyId::new()];
+    let draws: Vec<Draw> = (0..2_500usize)
+        .map(|i| (i as i64 * 97, i % 4, i % 3, i % 2, i % 7, 700, 0))
+        .collect();
+    let events = build(tenant, &keys, &draws);
+    let first = insert_events(&app.state.db, &events[..1_200]).await.unwrap();
+    assert_eq!(first, 1_200);
+    // 200 stored, 1,300 new, one of them twice in the same statement, and one stored event
+    // from the first batch.
+    let mut batch = events[1_000..].to_vec();
+    batch.insert(1_200, events[2_400].clone());
+    batch.push(events[5].clone());
+    assert_eq!(insert_events(&app.state.db, &batch).await.unwrap(), 1_300);
+
+    let raw = stored_events(&app, tenant).await;
+    assert_eq!(raw.len(), events.len());
+    let expected = rollup::aggregate(&raw);
+    assert_eq!(stored_rollups(&app, tenant).await, expected);
+    assert_eq!(
+        stored_totals(&app, tenant).await,
+        rollup::totals_of(&expected)
+    );
+}
+
 /// What migration 000010 does to rollups stored before it: the totals it sums from
 /// `usage_rollups` equal those the writer keeps.
 #[tokio::test]
