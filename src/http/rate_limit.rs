@@ -37,7 +37,7 @@ const WINDOW_SECS: [u64; 3] = [60, 3600, 86400];
 /// eleven headers, so their values are written into one buffer (no `fmt` machinery) and each
 /// header value is a slice of it: one allocation instead of eleven.
 pub fn apply(headers: &mut HeaderMap, decision: &Decision, month: &MonthSpan) {
-    let mut out = Values::default();
+    let mut out = Values::new();
     for (names, w) in X_HEADERS.iter().zip(decision.sliding.iter()) {
         for (name, value) in names.iter().zip([w.limit, w.remaining(), w.reset_secs]) {
             out.number(value);
@@ -60,7 +60,6 @@ pub fn apply(headers: &mut HeaderMap, decision: &Decision, month: &MonthSpan) {
 }
 
 /// The values of [`apply`]'s headers, written one after another into one buffer.
-#[derive(Default)]
 struct Values {
     buf: BytesMut,
     /// Each header and where its value ends in `buf` (it starts where the previous one ends).
@@ -68,6 +67,15 @@ struct Values {
 }
 
 impl Values {
+    /// Room for the eleven values of common limits (~200 bytes), so the buffer is allocated
+    /// once; the largest limits take one more allocation.
+    fn new() -> Self {
+        Self {
+            buf: BytesMut::with_capacity(320),
+            ends: Vec::with_capacity(11),
+        }
+    }
+
     fn number(&mut self, n: u64) {
         self.buf
             .extend_from_slice(itoa::Buffer::new().format(n).as_bytes());

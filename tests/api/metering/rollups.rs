@@ -278,7 +278,9 @@ async fn a_batch_mixing_stored_new_and_repeated_events_counts_each_event_once() 
         .map(|i| (i as i64 * 97, i % 4, i % 3, i % 2, i % 7, 700, 0))
         .collect();
     let events = build(tenant, &keys, &draws);
-    let first = insert_events(&app.state.db, &events[..1_200]).await.unwrap();
+    let first = insert_events(&app.state.db, &events[..1_200])
+        .await
+        .unwrap();
     assert_eq!(first, 1_200);
     // 200 stored, 1,300 new, one of them twice in the same statement, and one stored event
     // from the first batch.
