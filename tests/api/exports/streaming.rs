@@ -166,7 +166,18 @@ async fn a_million_event_rows_stream_with_flat_memory() {
         return;
     }
     let (app, finance) = seed(BIG).await;
-    let download = download(&app, &finance).await;
+    let mut download = download(&app, &finance).await;
+    // RSS is the whole test process's, and other tests run beside this one in it: a growth
+    // somewhat over the bound is checked on a second download before it counts. Only
+    // somewhat: an export that buffers grows by the export's size (~240 MB), and memory the
+    // first download kept could hide that in the second.
+    if (MAX_GROWTH..2 * MAX_GROWTH).contains(&download.growth) {
+        eprintln!(
+            "the process grew by {} MB during the first download; downloading again",
+            download.growth >> 20
+        );
+        download = self::download(&app, &finance).await;
+    }
     assert_eq!(download.rows, BIG);
     assert!(
         download.bytes > 200_000_000,
