@@ -69,11 +69,12 @@ fn no_two_schema_types_share_a_name() {
             } else if pending && line.starts_with("#[schema(") && line.contains("as =") {
                 pending = false; // renamed explicitly
             } else if pending && !line.starts_with("#[") && !line.starts_with("///") {
-                let name = line
+                let item = line
                     .trim_start_matches("pub(crate) ")
-                    .trim_start_matches("pub ")
+                    .trim_start_matches("pub ");
+                let name = item
                     .strip_prefix("struct ")
-                    .or_else(|| line.trim_start_matches("pub ").strip_prefix("enum "))
+                    .or_else(|| item.strip_prefix("enum "))
                     .and_then(|rest| {
                         rest.split(|c: char| !c.is_alphanumeric() && c != '_')
                             .next()
