@@ -1,7 +1,13 @@
 //! The Redis connection (production mode) and the one place Redis key names are built.
 //! Keys are hash-tagged (`{…}`) by their owner id so Redis Cluster keeps them on one slot.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use anyhow::Context;
 use redis::{
@@ -32,6 +38,8 @@ pub fn client(settings: &RedisSettings) -> anyhow::Result<Client> {
 pub struct Redis {
     conn: ConnectionManager,
     prefix: String,
+    /// Established subscriptions lost so far (see [`Redis::losses`]).
+    losses: Arc<AtomicU64>,
 }
 
 impl Redis {
@@ -47,6 +55,7 @@ impl Redis {
         Ok(Self {
             conn,
             prefix: settings.key_prefix.clone(),
+            losses: Arc::default(),
         })
     }
 
@@ -73,6 +82,17 @@ impl Redis {
     /// `<prefix><kind>:{<owner>}`: every key of one owner shares a cluster slot.
     pub fn key(&self, kind: &str, owner: &str) -> String {
         format!("{}{kind}:{{{owner}}}", self.prefix)
+    }
+
+    /// How many times an established pub/sub subscription to this Redis was lost: the first
+    /// sign that Redis went away (its connection closes at once), before any command fails.
+    /// The limiter forfeits its leases when this moves.
+    pub fn losses(&self) -> u64 {
+        self.losses.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn subscription_lost(&self) {
+        self.losses.fetch_add(1, Ordering::Relaxed);
     }
 
     /// `PING`: the readiness check.

@@ -6,6 +6,8 @@
 //! (re)established, since messages may have been missed meanwhile.
 //!
 //! Used by the key-change broadcast (`keys::events`) and the live feed (`metering::live`).
+//! A lost subscription is also counted on the [`Redis`] handle ([`Redis::losses`]): the
+//! limiter takes it as a sign that Redis went away.
 //! Metrics, labelled by `channel`: `tollgate_pubsub_subscription_failures_total`,
 //! `tollgate_pubsub_publish_failures_total`.
 
@@ -131,7 +133,9 @@ impl Bus {
                     listener.subscribed().await;
                     tracing::info!(channel = %self.channel, "Redis subscription active");
                     delay = RETRY_FIRST;
-                    self.listen(listener, pubsub).await
+                    let lost = self.listen(listener, pubsub).await;
+                    self.redis.subscription_lost();
+                    lost
                 }
                 Err(err) => err,
             };

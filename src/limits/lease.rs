@@ -240,6 +240,23 @@ impl Leases {
         }
     }
 
+    /// Redis failed: every lease, and every release still to be given back, is forfeited,
+    /// so the failure policy decides the calls the leases would have admitted. Their units
+    /// stay counted in Redis if it kept them (this only under-admits); given back to a Redis
+    /// that restarted empty they could uncount other nodes' calls. Keys stay hot: their next
+    /// script call after Redis is back asks for a lease again.
+    pub fn forfeit_all(&self) {
+        for shard in &self.shards {
+            let mut shard = shard
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            for entry in shard.keys.values_mut() {
+                entry.lease = None;
+                entry.releases.clear();
+            }
+        }
+    }
+
     /// Before a script call deciding `calls` calls like `req` (and/or refilling): the lease to
     /// ask for and the units to give back.
     pub fn prepare(&self, req: &Request, calls: usize, refill: bool, now: Instant) -> Ask {
@@ -442,5 +459,30 @@ mod tests {
         let costly = request(17);
         leases.install(&req, grant(16, 16), now, now);
         assert!(leases.take(&costly, now).is_none(), "more than is left");
+    }
+
+    #[test]
+    fn a_redis_failure_forfeits_every_lease_and_release_but_not_the_heat() {
+        let (leases, now, req) = leased();
+        let mut other = request(1);
+        other.key = Uuid::from_u128(7);
+        leases.prepare(&other, 4, false, now);
+        leases.install(&other, grant(16, 16), now, now);
+        // A release waiting to be given back, from a lease ended by a quota change.
+        let mut changed = req;
+        changed.quota.minute = 10;
+        leases.prepare(&changed, 1, false, now);
+        leases.install(&changed, grant(16, 16), now, now);
+        assert!(leases.take(&other, now).is_some());
+
+        leases.forfeit_all();
+        assert!(leases.take(&changed, now).is_none());
+        assert!(leases.take(&other, now).is_none());
+        let ask = leases.prepare(&changed, 1, false, now);
+        assert!(
+            ask.releases.is_empty(),
+            "nothing given back after a failure"
+        );
+        assert!(ask.units > 0, "the key is still hot");
     }
 }

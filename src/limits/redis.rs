@@ -14,9 +14,11 @@
 //! in the background. Its calls then take no round trip at all.
 //!
 //! When Redis cannot answer, the configured policy applies: fall back to the in-process
-//! limiter (each node enforcing its share) or refuse with 503. A failure opens a short
-//! circuit so calls don't queue behind timeouts; the next call after it closes tries Redis
-//! again (recovery is automatic).
+//! limiter (each node enforcing its share) or refuse with 503. A failure (of a call's script
+//! call or of a lease's refill) opens a short circuit so calls don't queue behind timeouts,
+//! and forfeits every lease the node holds: while the circuit is open the policy decides
+//! every call, leased or not, and `fail_closed` means 503 for all of them. The next call
+//! after the circuit closes tries Redis again (recovery is automatic).
 
 use std::{
     collections::HashMap,
@@ -75,10 +77,44 @@ pub struct RedisLimiter {
     queue: mpsc::Sender<Pending>,
     /// `Some` = fail open to this; `None` = fail closed.
     fallback: Option<MemoryLimiter>,
-    circuit_open_until_ms: AtomicU64,
+    circuit: Arc<Circuit>,
     /// Script calls made so far (each decides one batch).
     script_calls: Arc<AtomicU64>,
     leases: Arc<Leases>,
+    redis: Redis,
+    /// [`Redis::losses`] when the leases were last checked against it.
+    losses_seen: AtomicU64,
+}
+
+/// Whether Redis is being skipped after a failure; opened by the calls and the dispatcher.
+struct Circuit {
+    open_until_ms: AtomicU64,
+    policy: &'static str,
+    leases: Arc<Leases>,
+}
+
+impl Circuit {
+    fn is_open(&self, now_ms: u64) -> bool {
+        now_ms < self.open_until_ms.load(Ordering::Relaxed)
+    }
+
+    /// Redis failed at `now_ms`: skip it for a while, and forfeit every lease so the failure
+    /// policy decides the calls they would have admitted.
+    fn open(&self, now_ms: u64, why: &str) {
+        let previous = self
+            .open_until_ms
+            .swap(now_ms + CIRCUIT_OPEN_MS, Ordering::Relaxed);
+        self.leases.forfeit_all();
+        // Log once per outage, not per call.
+        if previous + 2 * CIRCUIT_OPEN_MS < now_ms {
+            tracing::warn!(
+                error = why,
+                policy = self.policy,
+                "Redis limiter unavailable; applying the failure policy"
+            );
+        }
+        metrics::counter!("tollgate_limiter_redis_errors_total").increment(1);
+    }
 }
 
 impl RedisLimiter {
@@ -88,20 +124,33 @@ impl RedisLimiter {
         let script = Arc::new(Script::new(include_str!("decide.lua")));
         let script_calls = Arc::new(AtomicU64::new(0));
         let leases = Arc::new(Leases::default());
+        let circuit = Arc::new(Circuit {
+            open_until_ms: AtomicU64::new(0),
+            policy: if fallback.is_some() {
+                "fail_open"
+            } else {
+                "fail_closed"
+            },
+            leases: leases.clone(),
+        });
+        let losses_seen = AtomicU64::new(redis.losses());
         let dispatcher = Dispatcher {
-            redis,
+            redis: redis.clone(),
             script,
             queues: HashMap::new(),
             script_calls: script_calls.clone(),
             leases: leases.clone(),
+            circuit: circuit.clone(),
         };
         tokio::spawn(dispatcher.run(incoming));
         Self {
             queue,
             fallback,
-            circuit_open_until_ms: AtomicU64::new(0),
+            circuit,
             script_calls,
             leases,
+            redis,
+            losses_seen,
         }
     }
 
@@ -116,17 +165,27 @@ impl RedisLimiter {
     }
 
     pub async fn decide(&self, req: &Request, now_ms: u64) -> Result<Decision> {
-        if let Some((decision, refill)) = self.leases.take(req, Instant::now()) {
-            if refill {
-                self.refill(req);
-            }
-            return Ok(decision);
+        // A subscription to Redis was lost: Redis may be gone. The leases are forfeited, so
+        // the next calls ask Redis itself (and meet the failure policy if it is gone) instead
+        // of being admitted from units nobody can confirm. Only under-admits on a false alarm.
+        let losses = self.redis.losses();
+        // (Read first: a write on every call would bounce the line between workers.)
+        if self.losses_seen.load(Ordering::Relaxed) != losses
+            && self.losses_seen.swap(losses, Ordering::Relaxed) != losses
+        {
+            self.leases.forfeit_all();
         }
-        if now_ms >= self.circuit_open_until_ms.load(Ordering::Relaxed) {
+        if !self.circuit.is_open(now_ms) {
+            if let Some((decision, refill)) = self.leases.take(req, Instant::now()) {
+                if refill {
+                    self.refill(req);
+                }
+                return Ok(decision);
+            }
             match tokio::time::timeout(DECISION_TIMEOUT, self.submit(req, None)).await {
                 Ok(Ok(decision)) => return Ok(decision),
-                Ok(Err(err)) => self.open_circuit(now_ms, &err.to_string()),
-                Err(_) => self.open_circuit(now_ms, "timed out"),
+                Ok(Err(err)) => self.circuit.open(now_ms, &err.to_string()),
+                Err(_) => self.circuit.open(now_ms, "timed out"),
             }
         }
         metrics::counter!("tollgate_limiter_fallback_decisions_total").increment(1);
@@ -137,26 +196,6 @@ impl RedisLimiter {
                 anyhow::anyhow!("Redis limiter unavailable (fail_closed)"),
             )),
         }
-    }
-
-    fn open_circuit(&self, now_ms: u64, why: &str) {
-        let previous = self
-            .circuit_open_until_ms
-            .swap(now_ms + CIRCUIT_OPEN_MS, Ordering::Relaxed);
-        // Log once per outage, not per call.
-        if previous + 2 * CIRCUIT_OPEN_MS < now_ms {
-            let policy = if self.fallback.is_some() {
-                "fail_open"
-            } else {
-                "fail_closed"
-            };
-            tracing::warn!(
-                error = why,
-                policy,
-                "Redis limiter unavailable; applying the failure policy"
-            );
-        }
-        metrics::counter!("tollgate_limiter_redis_errors_total").increment(1);
     }
 
     /// Decides at `now_ms` instead of by Redis's clock: for tests that replay a sequence
@@ -231,6 +270,7 @@ struct Dispatcher {
     queues: HashMap<Uuid, KeyQueue>,
     script_calls: Arc<AtomicU64>,
     leases: Arc<Leases>,
+    circuit: Arc<Circuit>,
 }
 
 impl Dispatcher {
@@ -321,8 +361,12 @@ impl Dispatcher {
             Some(_) => Ask::default(),
         };
         self.script_calls.fetch_add(1, Ordering::Relaxed);
-        let (redis, script, leases) =
-            (self.redis.clone(), self.script.clone(), self.leases.clone());
+        let (redis, script, leases, circuit) = (
+            self.redis.clone(),
+            self.script.clone(),
+            self.leases.clone(),
+            self.circuit.clone(),
+        );
         async move {
             metrics::histogram!("tollgate_limiter_batch_size").record(costs.len() as f64);
             let sent = Instant::now();
@@ -344,6 +388,12 @@ impl Dispatcher {
                         Ok(Err(err)) => Unavailable::Redis(Arc::new(err)),
                         _ => Unavailable::Timeout,
                     };
+                    // The calls' own failures open the circuit where they wait; a refill has
+                    // nobody waiting, and the lease it was for must not outlive Redis.
+                    if replies.is_empty() {
+                        let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
+                        circuit.open(now_ms, &err.to_string());
+                    }
                     vec![Err(err); replies.len()]
                 }
             };

@@ -2,7 +2,8 @@
 //! under the node's own limiter, which enforces the limit itself, and within a second of the
 //! restart decisions come from Redis again. `fail_closed`: `/v1/ping` and `/v1/verify`
 //! answer the exact 503 problem while Redis is down (metered, like every call of an existing
-//! key) and 200 within a second of the restart.
+//! key) and 200 within a second of the restart, leased units notwithstanding: a hot key's
+//! lease is forfeited the moment Redis goes away.
 
 use std::time::{Duration, Instant};
 
@@ -11,11 +12,12 @@ use reqwest::Response;
 use serde_json::json;
 use tollgate::{
     config::{RedisFailure, SecretUrl},
+    limits::Limiter,
     tenancy::Role,
 };
 use uuid::Uuid;
 
-use super::{Calls, assert_each_answer_metered_once, events_by_agent, key_uuid};
+use super::{Answers, Calls, Load, assert_each_answer_metered_once, events_by_agent, key_uuid};
 use crate::helpers::create_key;
 use crate::{
     helpers::{
@@ -110,6 +112,72 @@ async fn fail_closed_answers_503_while_redis_is_down_and_200_within_a_second_aft
     stored.sort_unstable();
     assert_eq!(stored, expected, "one event per call, with its status");
     assert!(stored.contains(&503));
+}
+
+/// A key hot enough that the node decides it from a lease (units counted in Redis ahead):
+/// once Redis stops, the lease is forfeited and every call gets the 503, none is admitted
+/// from the units left; and after the restart calls are admitted again.
+#[tokio::test]
+async fn fail_closed_forfeits_a_hot_keys_lease_when_redis_goes_away() {
+    let test = "fail_closed_forfeits_a_hot_keys_lease_when_redis_goes_away";
+    let Some(mut redis) = private_redis(test).await else {
+        return;
+    };
+    let app = spawn_app_with(|s| {
+        s.redis.url = SecretUrl::new(redis.url());
+        s.limits.redis_failure = RedisFailure::FailClosed;
+        (s.limits.per_minute, s.limits.per_hour, s.limits.per_day) =
+            (100_000, 10_000_000, 10_000_000);
+    })
+    .await;
+    let Limiter::Redis(limiter) = &*app.state.limiter else {
+        panic!("the app runs the Redis limiter");
+    };
+    let owner = new_tenant_member(&app, Role::Owner).await;
+    let created = create_key(&app, &owner, json!({"name": "hot"})).await;
+    let (key, secret) = (key_uuid(&created.id), created.secret);
+    let base = [app.address.clone()];
+    let mut answers = Answers::default();
+
+    // Concurrent calls until some are decided from a lease.
+    for round in 0..10 {
+        let load = Load::start(&base, &secret, &format!("warm{round}"), 16, 400);
+        let seen = load.finish(Duration::from_secs(30)).await;
+        assert_eq!(seen.count(200), 400, "a roomy key admits every call");
+        answers.merge(seen);
+        if limiter.leased_decisions() > 0 {
+            break;
+        }
+    }
+    let leased = limiter.leased_decisions();
+    assert!(leased > 0, "no call was decided from a lease");
+
+    // The node holds a lease now (the calls above kept it refilled). Redis stops; the lost
+    // subscription tells the node within milliseconds.
+    redis.stop();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let down = Load::start(&base, &secret, "down", 16, 400);
+    let down = down.finish(Duration::from_secs(30)).await;
+    assert_eq!(
+        (down.count(200), down.count(503)),
+        (0, 400),
+        "every call refused while Redis is down"
+    );
+    assert_eq!(
+        limiter.leased_decisions(),
+        leased,
+        "nothing admitted from a lease"
+    );
+    answers.merge(down);
+
+    redis.start_again().await;
+    let restarted = Instant::now();
+    let mut calls = Calls::new(&app, &secret, "back");
+    recovered(&mut calls, Call::Ping, 503, restarted).await;
+    answers.merge(calls.answers);
+
+    let events = events_by_agent(&app.state.db, key, answers.statuses.len()).await;
+    assert_each_answer_metered_once(&events, &answers);
 }
 
 /// With Redis down and `fail_open_share = 1`: the node's own limiter admits the key's 50
