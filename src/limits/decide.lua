@@ -21,9 +21,10 @@
 -- Returns, per call: allowed, used/reset/retry/reset-if-counted for minute, hour, day,
 -- month, has_month (18 integers); then, when a lease was asked for: the units granted, the
 -- ms the lease may be used for, the start of the minute bucket it went into, and used /
--- reset-in-ms of minute, hour, day and month once the lease is counted (11 integers). All
--- packed as little-endian doubles in one bulk string: a reply of 18 × batch integers costs
--- both Redis and the client's parser far more.
+-- reset-in-ms of minute, hour, day and month once the lease is counted (11 integers); last,
+-- the time decided at (ms): a refusal stays exact until the next whole second, so the node
+-- may repeat it until then. All packed as little-endian doubles in one bulk string: a reply
+-- of 18 × batch integers costs both Redis and the client's parser far more.
 local key = KEYS[1]
 local now = tonumber(ARGV[9])
 if not now then
@@ -210,4 +211,6 @@ if added > 0 or changed then
   if has_month then ttl = math.max(ttl, month_end + 86400000 - now) end
   redis.call('SET', key, struct.pack(format, unpack(s, 1, size)), 'PX', ttl)
 end
+n = n + 1
+out[n] = now
 return struct.pack('<' .. string.rep('d', n), unpack(out, 1, n))

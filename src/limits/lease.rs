@@ -28,6 +28,16 @@
 //! its limit falls back to exact per-call decisions, and other nodes' leases strand little.
 //! The headers of a leased call count this node's calls exactly and the other nodes' as of
 //! the last grant.
+//!
+//! Refusals are repeated the same way, for the rest of the second they were decided in: a
+//! key past its limit (a client retrying in a loop) costs one script call per second per
+//! node, not one per call. The script's answer cannot change within a second unless another
+//! node's call or release changes the key's counters: a refused call counts nothing, and
+//! every instant its numbers depend on (bucket boundaries, the month's end) falls on a whole
+//! second, so every reset and retry in seconds stays the same until then. The node repeats
+//! the refusal while Redis's clock, as the node can bound it from when it SENT the call, is
+//! still in that second, and only to calls with the same quota, month and cost. Never an
+//! over-admission; at worst another node's release is admitted up to a second later.
 
 use std::{
     collections::HashMap,
@@ -136,9 +146,29 @@ impl Lease {
     }
 }
 
+/// A refusal the script answered, repeated to the same calls until [`Self::until`].
+struct Refusal {
+    quota: Quota,
+    month_id: u32,
+    cost: u64,
+    decision: Decision,
+    until: Instant,
+}
+
+impl Refusal {
+    fn repeats(&self, req: &Request, now: Instant) -> bool {
+        now < self.until
+            && self.quota == req.quota
+            && self.month_id == req.month.id
+            && self.cost == req.cost
+    }
+}
+
 /// One key's lease and what the dispatcher needs to know about it.
 struct Entry {
     lease: Option<Lease>,
+    /// The script's last refusal of a call for this key, while it still holds.
+    refusal: Option<Refusal>,
     releases: Vec<Release>,
     /// Units to ask for next; 0 = the key is not hot.
     ask: u64,
@@ -151,6 +181,7 @@ impl Entry {
     fn new(now: Instant) -> Self {
         Self {
             lease: None,
+            refusal: None,
             releases: Vec::new(),
             ask: 0,
             asking: false,
@@ -190,6 +221,8 @@ struct Shard {
     keys: HashMap<Uuid, Entry>,
     /// Calls admitted from its leases so far (counted under the lock already held).
     taken: u64,
+    /// Refusals repeated without a script call so far.
+    repeated: u64,
 }
 
 impl Default for Leases {
@@ -208,27 +241,78 @@ impl Leases {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Admits `req` from its key's lease when the lease can: the decision, and whether the
-    /// caller should ask the dispatcher for more (the lease is running low).
+    /// Decides `req` without a script call when its key's lease can admit it, or when the
+    /// script's last refusal of the same call still holds: the decision, and whether the
+    /// caller should ask the dispatcher for more lease (it is running low).
     pub fn take(&self, req: &Request, now: Instant) -> Option<(Decision, bool)> {
         let mut shard = self.shard(&req.key);
         let entry = shard.keys.get_mut(&req.key)?;
-        let lease = entry.lease.as_mut().filter(|l| l.usable(req, now))?;
-        lease.left -= req.cost;
-        let decision = lease.decision(now);
-        let low = lease.left * 2 < lease.last_grant;
-        let refill = low && !entry.asking;
-        entry.asking |= refill;
-        entry.last_active = now;
-        shard.taken += 1;
-        Some((decision, refill))
+        if let Some(lease) = entry.lease.as_mut().filter(|l| l.usable(req, now)) {
+            lease.left -= req.cost;
+            let decision = lease.decision(now);
+            let low = lease.left * 2 < lease.last_grant;
+            let refill = low && !entry.asking;
+            entry.asking |= refill;
+            entry.last_active = now;
+            shard.taken += 1;
+            return Some((decision, refill));
+        }
+        let decision = entry
+            .refusal
+            .as_ref()
+            .filter(|r| r.repeats(req, now))?
+            .decision;
+        shard.repeated += 1;
+        Some((decision, false))
     }
 
     /// Calls admitted from leases so far.
     pub fn taken(&self) -> u64 {
-        let shard_taken =
-            |s: &Mutex<Shard>| s.lock().map_or_else(|p| p.into_inner().taken, |s| s.taken);
-        self.shards.iter().map(shard_taken).sum()
+        self.sum(|shard| shard.taken)
+    }
+
+    /// Refusals repeated without a script call so far.
+    pub fn repeated(&self) -> u64 {
+        self.sum(|shard| shard.repeated)
+    }
+
+    fn sum(&self, count: impl Fn(&Shard) -> u64) -> u64 {
+        let of = |s: &Mutex<Shard>| {
+            s.lock()
+                .map_or_else(|p| count(&p.into_inner()), |s| count(&s))
+        };
+        self.shards.iter().map(of).sum()
+    }
+
+    /// After a script call (sent at `sent`) refused `req` as `decision`, deciding at
+    /// `decided_at_ms` by Redis's clock: repeats it to the same calls for the rest of that
+    /// second (see the module's documentation). A script call that admitted `req` forgets
+    /// any refusal held.
+    pub fn remember(&self, req: &Request, decision: &Decision, decided_at_ms: u64, sent: Instant) {
+        let mut shard = self.shard(&req.key);
+        if decision.allowed {
+            if let Some(entry) = shard.keys.get_mut(&req.key) {
+                entry.refusal = None;
+            }
+            return;
+        }
+        // Redis read its clock after `sent`: the second ends no later than this.
+        let rest_of_second = Duration::from_millis(1000 - decided_at_ms % 1000);
+        let Some(until) = (sent + rest_of_second).checked_sub(DEADLINE_MARGIN) else {
+            return;
+        };
+        let entry = shard
+            .keys
+            .entry(req.key)
+            .or_insert_with(|| Entry::new(sent));
+        entry.last_active = sent;
+        entry.refusal = Some(Refusal {
+            quota: req.quota,
+            month_id: req.month.id,
+            cost: req.cost,
+            decision: *decision,
+            until,
+        });
     }
 
     /// A request for a lease that could not be queued, or whose script call failed: nothing
@@ -252,6 +336,7 @@ impl Leases {
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             for entry in shard.keys.values_mut() {
                 entry.lease = None;
+                entry.refusal = None;
                 entry.releases.clear();
             }
         }
@@ -297,6 +382,8 @@ impl Leases {
         if grant.units == 0 {
             return;
         }
+        // Redis had room for the grant: whatever it refused before no longer holds.
+        entry.refusal = None;
         let after = grant
             .after
             .map(|(used, reset_ms)| (used, received + Duration::from_millis(reset_ms)));
@@ -484,5 +571,66 @@ mod tests {
             "nothing given back after a failure"
         );
         assert!(ask.units > 0, "the key is still hot");
+    }
+
+    /// The script's refusal of a call for a minute limit of 1000 already used up.
+    fn refused() -> Decision {
+        let window = |limit, used, retry| WindowState {
+            limit,
+            used,
+            reset_secs: 55,
+            retry_after_secs: retry,
+            reset_if_counted_secs: 55,
+        };
+        let sliding = [
+            window(1000, 1000, 55),
+            window(10_000, 1000, 0),
+            window(100_000, 1000, 0),
+        ];
+        Decision::new(sliding, Some(window(1_000_000, 1000, 0)))
+    }
+
+    #[test]
+    fn a_refusal_is_repeated_to_the_same_calls_for_the_rest_of_its_second() {
+        let (leases, sent, req) = (Leases::default(), Instant::now(), request(1));
+        let refusal = refused();
+        assert!(!refusal.allowed);
+        // Decided 250 ms into a second: repeated for the 750 ms left, less the margin.
+        leases.remember(&req, &refusal, 60_250, sent);
+        let ms = |n| sent + Duration::from_millis(n);
+        assert_eq!(leases.take(&req, ms(700)), Some((refusal, false)));
+        assert_eq!(leases.take(&req, ms(747)), Some((refusal, false)));
+        assert!(leases.take(&req, ms(748)).is_none(), "the second has ended");
+        let mut other = req;
+        other.cost = 2;
+        assert!(leases.take(&other, ms(1)).is_none(), "another cost");
+        other = req;
+        other.quota.minute = 2000;
+        assert!(leases.take(&other, ms(1)).is_none(), "another quota");
+        other = req;
+        other.month.id = 202612;
+        assert!(leases.take(&other, ms(1)).is_none(), "another month");
+        assert_eq!(leases.repeated(), 2);
+        assert_eq!(leases.taken(), 0, "nothing admitted");
+
+        // A call the script admitted forgets the refusal.
+        let admitted = Decision::new([WindowState::default(); 3], None);
+        leases.remember(&req, &admitted, 60_300, sent);
+        assert!(leases.take(&req, ms(1)).is_none());
+        // A refusal decided in a second's last 2 ms is not repeated at all.
+        leases.remember(&req, &refusal, 60_998, sent);
+        assert!(leases.take(&req, sent).is_none());
+    }
+
+    #[test]
+    fn a_grant_ends_the_refusal_it_proves_wrong() {
+        let (leases, now, req) = leased();
+        // More than the lease will hold after the refill below.
+        let costly = request(40);
+        leases.remember(&costly, &refused(), 60_000, now);
+        assert!(leases.take(&costly, now).is_some());
+        leases.install(&req, grant(16, 16), now, now);
+        assert!(leases.take(&costly, now).is_none(), "Redis had room since");
+        assert!(leases.take(&req, now).unwrap().0.allowed);
     }
 }

@@ -11,7 +11,8 @@
 //!
 //! A key hot enough that its calls queue gets a lease ([`super::lease`]): units counted in
 //! Redis ahead, spent by this node's calls in-process until its minute bucket ends, refilled
-//! in the background. Its calls then take no round trip at all.
+//! in the background. Its calls then take no round trip at all. A refusal is repeated
+//! in-process to the same calls for the rest of the second it was decided in.
 //!
 //! When Redis cannot answer, the configured policy applies: fall back to the in-process
 //! limiter (each node enforcing its share) or refuse with 503. A failure (of a call's script
@@ -162,6 +163,12 @@ impl RedisLimiter {
     /// Calls admitted from leases so far, without a script call of their own.
     pub fn leased_decisions(&self) -> u64 {
         self.leases.taken()
+    }
+
+    /// Refusals repeated so far without a script call (the script refused the same call
+    /// within the same second).
+    pub fn repeated_refusals(&self) -> u64 {
+        self.leases.repeated()
     }
 
     pub async fn decide(&self, req: &Request, now_ms: u64) -> Result<Decision> {
@@ -372,13 +379,20 @@ impl Dispatcher {
             let sent = Instant::now();
             let call = invoke(&redis, &script, &first, clock, &ask, &costs);
             let mut decided = match tokio::time::timeout(DECISION_TIMEOUT, call).await {
-                Ok(Ok((decisions, grant))) => {
-                    if let Some(grant) = grant {
+                Ok(Ok(decided)) => {
+                    if let Some(grant) = decided.grant {
                         metrics::counter!("tollgate_limiter_leased_units_total")
                             .increment(grant.units);
                         leases.install(&first, grant, sent, Instant::now());
                     }
-                    decisions.into_iter().map(Ok).collect::<Vec<_>>()
+                    // The last call tells whether the key is refusing now (on Redis's clock
+                    // only: a replayed clock's refusal says nothing about the present).
+                    if let (None, Some(last)) = (clock, decided.decisions.last()) {
+                        let cost = *costs.last().expect("one cost per decision");
+                        let req = Request { cost, ..first };
+                        leases.remember(&req, last, decided.at_ms, sent);
+                    }
+                    decided.decisions.into_iter().map(Ok).collect::<Vec<_>>()
                 }
                 failed => {
                     if ask.units > 0 {
@@ -422,6 +436,15 @@ fn lease_or_keep(leases: &Leases, mut pending: Pending, now: Instant) -> Option<
     refill.then(|| Pending::refill(&pending.req))
 }
 
+/// What one script call answered.
+struct Decided {
+    /// One per call, in order.
+    decisions: Vec<Decision>,
+    grant: Option<Grant>,
+    /// The time it decided at (Redis's clock, or the replayed one), ms.
+    at_ms: u64,
+}
+
 /// Decides calls of `costs` (for one key, sharing `req`'s quota and `clock`) in one script
 /// call, asking for a lease and giving back units as `ask` says.
 async fn invoke(
@@ -431,7 +454,7 @@ async fn invoke(
     clock: Option<u64>,
     ask: &Ask,
     costs: &[u64],
-) -> redis::RedisResult<(Vec<Decision>, Option<Grant>)> {
+) -> redis::RedisResult<Decided> {
     let mut invocation = script.prepare_invoke();
     invocation
         .key(redis.key("lim", &req.key.simple().to_string()))
@@ -463,6 +486,9 @@ async fn invoke(
         .chunks_exact(8)
         .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as i64)
         .collect();
+    let Some((&at_ms, reply)) = reply.split_last() else {
+        return Err((redis::ErrorKind::UnexpectedReturnType, "an empty reply").into());
+    };
     let (per_call, rest) = reply.split_at((costs.len() * REPLY_LEN).min(reply.len()));
     let decisions = costs
         .iter()
@@ -483,7 +509,11 @@ async fn invoke(
             ],
         }
     });
-    Ok((decisions, grant))
+    Ok(Decided {
+        decisions,
+        grant,
+        at_ms: at_ms.max(0) as u64,
+    })
 }
 
 /// `allowed, (used, reset, retry, reset if counted) × 4, has_month` -> a [`Decision`].

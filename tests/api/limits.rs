@@ -321,6 +321,61 @@ async fn redis_admits_exactly_the_limit_under_concurrency_and_every_key_expires(
     );
 }
 
+/// A key past its limit, called in a loop: the script's refusal is repeated without a script
+/// call for the rest of the second it was decided in, and every repeated refusal is exactly
+/// what the script answers at a time in the same second (its windows, resets and retries).
+#[tokio::test]
+async fn a_refusal_is_repeated_locally_and_exactly_within_its_second() {
+    let Some((redis, _, limiter)) = shared_limiter("limits repeated refusals") else {
+        return;
+    };
+    let key = Uuid::now_v7();
+    let quota = Quota {
+        minute: 3,
+        hour: 100,
+        day: 1000,
+        month: Some(10_000),
+    };
+    let call = || request(key, quota, 1, Utc::now());
+    for _ in 0..3 {
+        assert!(
+            limiter
+                .decide(&call(), ms(Utc::now()))
+                .await
+                .unwrap()
+                .allowed
+        );
+    }
+    let scripts_before = limiter.script_calls();
+    let started = std::time::Instant::now();
+    let (mut calls, mut compared, mut replays) = (0, 0, 0);
+    while started.elapsed() < std::time::Duration::from_millis(1500) {
+        let before = redis_now_ms(&redis).await;
+        let req = call();
+        let decision = limiter.decide(&req, ms(Utc::now())).await.unwrap();
+        let after = redis_now_ms(&redis).await;
+        calls += 1;
+        assert!(!decision.allowed, "refused past the limit");
+        assert_eq!(decision.blocking().map(|(w, _)| w), Some("minute"));
+        if before / 1000 == after / 1000 {
+            // Whether repeated or not, it is the script's answer at any time of this second.
+            let exact = limiter.decide_at(&req, after).await.unwrap();
+            assert_eq!(decision, exact, "the decision of call {calls}");
+            compared += 1;
+            replays += 1;
+        }
+    }
+    let own_scripts = limiter.script_calls() - scripts_before - replays;
+    assert!(compared > calls / 2, "{compared} of {calls} compared");
+    // One per second touched, plus the calls in the last few ms of each second (a repeat
+    // stops a margin and a round trip before the second ends).
+    assert!(
+        own_scripts * 10 < calls,
+        "{calls} refusals took {own_scripts} script calls"
+    );
+    assert_eq!(limiter.repeated_refusals(), calls - own_scripts);
+}
+
 /// Two limiters sharing one Redis (two nodes), 64 concurrent callers hammering one key: the
 /// hot key is decided from leases, and the nodes together still never admit more than the
 /// limit.
