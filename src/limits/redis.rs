@@ -387,8 +387,10 @@ impl Dispatcher {
                     }
                     // The last call tells whether the key is refusing now (on Redis's clock
                     // only: a replayed clock's refusal says nothing about the present).
-                    if let (None, Some(last)) = (clock, decided.decisions.last()) {
-                        let cost = *costs.last().expect("one cost per decision");
+                    let whole = decided.decisions.len() == costs.len();
+                    if let (None, true, Some(last), Some(&cost)) =
+                        (clock, whole, decided.decisions.last(), costs.last())
+                    {
                         let req = Request { cost, ..first };
                         leases.remember(&req, last, decided.at_ms, sent);
                     }
