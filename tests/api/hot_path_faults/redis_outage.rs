@@ -119,13 +119,32 @@ async fn fail_closed_answers_503_while_redis_is_down_and_200_within_a_second_aft
 /// from the units left; and after the restart calls are admitted again.
 #[tokio::test]
 async fn fail_closed_forfeits_a_hot_keys_lease_when_redis_goes_away() {
-    let test = "fail_closed_forfeits_a_hot_keys_lease_when_redis_goes_away";
+    hot_key_through_an_outage(
+        "fail_closed_forfeits_a_hot_keys_lease_when_redis_goes_away",
+        RedisFailure::FailClosed,
+    )
+    .await;
+}
+
+/// The same under `fail_open`: once Redis stops, the node's own limiter decides every call
+/// (the forfeited lease admits none), and within a second of the restart Redis decides again.
+#[tokio::test]
+async fn fail_open_forfeits_a_hot_keys_lease_for_the_local_limiter() {
+    hot_key_through_an_outage(
+        "fail_open_forfeits_a_hot_keys_lease_for_the_local_limiter",
+        RedisFailure::FailOpen,
+    )
+    .await;
+}
+
+async fn hot_key_through_an_outage(test: &str, policy: RedisFailure) {
     let Some(mut redis) = private_redis(test).await else {
         return;
     };
     let app = spawn_app_with(|s| {
         s.redis.url = SecretUrl::new(redis.url());
-        s.limits.redis_failure = RedisFailure::FailClosed;
+        s.limits.redis_failure = policy;
+        s.limits.fail_open_share = 1;
         (s.limits.per_minute, s.limits.per_hour, s.limits.per_day) =
             (100_000, 10_000_000, 10_000_000);
     })
@@ -156,24 +175,50 @@ async fn fail_closed_forfeits_a_hot_keys_lease_when_redis_goes_away() {
     // subscription tells the node within milliseconds.
     redis.stop();
     tokio::time::sleep(Duration::from_millis(200)).await;
+    let fallback_before = metric(&app, FALLBACK_METRIC).await;
     let down = Load::start(&base, &secret, "down", 16, 400);
     let down = down.finish(Duration::from_secs(30)).await;
+    let expected = match policy {
+        RedisFailure::FailClosed => (0, 400),
+        RedisFailure::FailOpen => (400, 0),
+    };
     assert_eq!(
         (down.count(200), down.count(503)),
-        (0, 400),
-        "every call refused while Redis is down"
+        expected,
+        "{policy:?} while Redis is down"
     );
     assert_eq!(
         limiter.leased_decisions(),
         leased,
         "nothing admitted from a lease"
     );
+    let fallback = metric(&app, FALLBACK_METRIC).await - fallback_before;
+    assert!(fallback >= 400.0, "fallback decisions counted: {fallback}");
     answers.merge(down);
 
     redis.start_again().await;
     let restarted = Instant::now();
     let mut calls = Calls::new(&app, &secret, "back");
-    recovered(&mut calls, Call::Ping, 503, restarted).await;
+    match policy {
+        RedisFailure::FailClosed => {
+            recovered(&mut calls, Call::Ping, 503, restarted).await;
+        }
+        RedisFailure::FailOpen => {
+            // Served either way; what recovers is who decides. (The one-second bound itself
+            // is the sequential test's above; here the dispatcher may first have to let the
+            // outage's last script call time out.)
+            let scripts = limiter.script_calls();
+            while limiter.script_calls() == scripts {
+                assert_eq!(calls.ping().await.status().as_u16(), 200);
+                assert!(
+                    restarted.elapsed() < 2 * RECOVERY,
+                    "Redis not used again within {:?}",
+                    2 * RECOVERY
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
     answers.merge(calls.answers);
 
     let events = events_by_agent(&app.state.db, key, answers.statuses.len()).await;
