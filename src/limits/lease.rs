@@ -236,9 +236,7 @@ impl Default for Leases {
 
 impl Leases {
     fn shard(&self, key: &Uuid) -> MutexGuard<'_, Shard> {
-        self.shards[self.hasher.hash_one(key) as usize % SHARDS]
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.shards[self.hasher.hash_one(key) as usize % SHARDS])
     }
 
     /// Decides `req` without a script call when its key's lease can admit it, or when the
@@ -277,11 +275,7 @@ impl Leases {
     }
 
     fn sum(&self, count: impl Fn(&Shard) -> u64) -> u64 {
-        let of = |s: &Mutex<Shard>| {
-            s.lock()
-                .map_or_else(|p| count(&p.into_inner()), |s| count(&s))
-        };
-        self.shards.iter().map(of).sum()
+        self.shards.iter().map(|shard| count(&lock(shard))).sum()
     }
 
     /// After a script call (sent at `sent`) refused `req` as `decision`, deciding at
@@ -331,10 +325,7 @@ impl Leases {
     /// script call after Redis is back asks for a lease again.
     pub fn forfeit_all(&self) {
         for shard in &self.shards {
-            let mut shard = shard
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            for entry in shard.keys.values_mut() {
+            for entry in lock(shard).keys.values_mut() {
                 entry.lease = None;
                 entry.refusal = None;
                 entry.releases.clear();
@@ -421,6 +412,14 @@ impl Leases {
             }
         }
     }
+}
+
+/// A shard's lock, taken even after a panic while it was held: nothing here panics between
+/// two writes that must agree, so the shard is still sound.
+fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
+    shard
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
