@@ -16,23 +16,24 @@
 //!
 //! When Redis cannot answer, the configured policy applies: fall back to the in-process
 //! limiter (each node enforcing its share) or refuse with 503. A failure (of a call's script
-//! call or of a lease's refill) opens a short circuit so calls don't queue behind timeouts,
-//! and forfeits every lease the node holds: while the circuit is open the policy decides
-//! every call, leased or not, and `fail_closed` means 503 for all of them. The next call
-//! after the circuit closes tries Redis again (recovery is automatic).
+//! call or of a lease's refill) opens a circuit and forfeits every lease the node holds:
+//! while the circuit is open the policy decides every call at once, leased or not, and
+//! `fail_closed` means 503 for all of them. No call waits on a Redis that is down: a probe
+//! `PING`s Redis every 100 ms while the circuit is open and closes it when Redis answers
+//! (recovery is automatic, within a probe of Redis's return).
 
 use std::{
     collections::HashMap,
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
 
 use futures_util::{StreamExt as _, stream::FuturesUnordered};
 use redis::Script;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use uuid::Uuid;
 
 use super::{
@@ -46,8 +47,9 @@ use crate::{
     kv::Redis,
 };
 
-/// How long to skip Redis after it failed before trying again.
-const CIRCUIT_OPEN_MS: u64 = 250;
+/// How often an open circuit's probe asks Redis whether it is back, and how long it waits.
+const PROBE_EVERY: Duration = Duration::from_millis(100);
+const PROBE_TIMEOUT: Duration = Duration::from_millis(250);
 /// How long a decision may wait for Redis before the failure policy applies.
 const DECISION_TIMEOUT: Duration = Duration::from_millis(500);
 /// Calls decided by one script call at most.
@@ -87,34 +89,65 @@ pub struct RedisLimiter {
     losses_seen: AtomicU64,
 }
 
-/// Whether Redis is being skipped after a failure; opened by the calls and the dispatcher.
+/// Whether Redis is being skipped after a failure; opened by the calls and the dispatcher,
+/// closed by the probe ([`probe`]) once Redis answers again.
 struct Circuit {
-    open_until_ms: AtomicU64,
+    open: AtomicBool,
     policy: &'static str,
     leases: Arc<Leases>,
+    /// Wakes the probe when the circuit opens (and when the circuit is dropped).
+    wake: Arc<Notify>,
 }
 
 impl Circuit {
-    fn is_open(&self, now_ms: u64) -> bool {
-        now_ms < self.open_until_ms.load(Ordering::Relaxed)
+    fn is_open(&self) -> bool {
+        self.open.load(Ordering::Relaxed)
     }
 
-    /// Redis failed at `now_ms`: skip it for a while, and forfeit every lease so the failure
-    /// policy decides the calls they would have admitted.
-    fn open(&self, now_ms: u64, why: &str) {
-        let previous = self
-            .open_until_ms
-            .swap(now_ms + CIRCUIT_OPEN_MS, Ordering::Relaxed);
+    /// Redis failed: skip it until the probe finds it back, and forfeit every lease so the
+    /// failure policy decides the calls they would have admitted.
+    fn open(&self, why: &str) {
         self.leases.forfeit_all();
-        // Log once per outage, not per call.
-        if previous + 2 * CIRCUIT_OPEN_MS < now_ms {
+        metrics::counter!("tollgate_limiter_redis_errors_total").increment(1);
+        // Logged once per outage, not per call.
+        if !self.open.swap(true, Ordering::Relaxed) {
             tracing::warn!(
                 error = why,
                 policy = self.policy,
                 "Redis limiter unavailable; applying the failure policy"
             );
+            self.wake.notify_one();
         }
-        metrics::counter!("tollgate_limiter_redis_errors_total").increment(1);
+    }
+}
+
+impl Drop for Circuit {
+    fn drop(&mut self) {
+        // The probe finds the circuit gone and stops.
+        self.wake.notify_one();
+    }
+}
+
+/// While `circuit` is open, `PING`s Redis every [`PROBE_EVERY`] on the limiter's own
+/// connection and closes the circuit when it answers; idle otherwise. Stops with the limiter.
+async fn probe(circuit: std::sync::Weak<Circuit>, wake: Arc<Notify>, redis: Redis) {
+    loop {
+        wake.notified().await;
+        loop {
+            match circuit.upgrade() {
+                Some(circuit) if circuit.is_open() => {}
+                Some(_) => break,
+                None => return,
+            }
+            tokio::time::sleep(PROBE_EVERY).await;
+            if let Ok(Ok(())) = tokio::time::timeout(PROBE_TIMEOUT, redis.ping()).await {
+                let Some(circuit) = circuit.upgrade() else {
+                    return;
+                };
+                circuit.open.store(false, Ordering::Relaxed);
+                tracing::info!("Redis limiter available again");
+            }
+        }
     }
 }
 
@@ -125,15 +158,18 @@ impl RedisLimiter {
         let script = Arc::new(Script::new(include_str!("decide.lua")));
         let script_calls = Arc::new(AtomicU64::new(0));
         let leases = Arc::new(Leases::default());
+        let wake = Arc::new(Notify::new());
         let circuit = Arc::new(Circuit {
-            open_until_ms: AtomicU64::new(0),
+            open: AtomicBool::new(false),
             policy: if fallback.is_some() {
                 "fail_open"
             } else {
                 "fail_closed"
             },
             leases: leases.clone(),
+            wake: wake.clone(),
         });
+        tokio::spawn(probe(Arc::downgrade(&circuit), wake, redis.clone()));
         let losses_seen = AtomicU64::new(redis.losses());
         let dispatcher = Dispatcher {
             redis: redis.clone(),
@@ -182,7 +218,7 @@ impl RedisLimiter {
         {
             self.leases.forfeit_all();
         }
-        if !self.circuit.is_open(now_ms) {
+        if !self.circuit.is_open() {
             if let Some((decision, refill)) = self.leases.take(req, Instant::now()) {
                 if refill {
                     self.refill(req);
@@ -191,8 +227,8 @@ impl RedisLimiter {
             }
             match tokio::time::timeout(DECISION_TIMEOUT, self.submit(req, None)).await {
                 Ok(Ok(decision)) => return Ok(decision),
-                Ok(Err(err)) => self.circuit.open(now_ms, &err.to_string()),
-                Err(_) => self.circuit.open(now_ms, "timed out"),
+                Ok(Err(err)) => self.circuit.open(&err.to_string()),
+                Err(_) => self.circuit.open("timed out"),
             }
         }
         metrics::counter!("tollgate_limiter_fallback_decisions_total").increment(1);
@@ -407,8 +443,7 @@ impl Dispatcher {
                     // The calls' own failures open the circuit where they wait; a refill has
                     // nobody waiting, and the lease it was for must not outlive Redis.
                     if replies.is_empty() {
-                        let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
-                        circuit.open(now_ms, &err.to_string());
+                        circuit.open(&err.to_string());
                     }
                     vec![Err(err); replies.len()]
                 }

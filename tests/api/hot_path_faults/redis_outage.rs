@@ -96,6 +96,15 @@ async fn fail_closed_answers_503_while_redis_is_down_and_200_within_a_second_aft
         assert_eq!(assert_problem(calls.ping().await, 503).await, unavailable);
         assert_eq!(assert_problem(calls.verify().await, 503).await, unavailable);
     }
+    // No call waits on the dead Redis once the node knows: even spaced out, each 503 is
+    // answered at once (the node's probe, not a caller, finds out when Redis is back).
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let asked = Instant::now();
+        assert_eq!(assert_problem(calls.ping().await, 503).await, unavailable);
+        let took = asked.elapsed();
+        assert!(took < Duration::from_millis(150), "a 503 took {took:?}");
+    }
 
     redis.start_again().await;
     let restarted = Instant::now();
