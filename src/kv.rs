@@ -1,13 +1,7 @@
 //! The Redis connection (production mode) and the one place Redis key names are built.
 //! Keys are hash-tagged (`{…}`) by their owner id so Redis Cluster keeps them on one slot.
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
 use redis::{
@@ -39,7 +33,7 @@ pub struct Redis {
     conn: ConnectionManager,
     prefix: String,
     /// Established subscriptions lost so far (see [`Redis::losses`]).
-    losses: Arc<AtomicU64>,
+    losses: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Redis {
@@ -55,7 +49,7 @@ impl Redis {
         Ok(Self {
             conn,
             prefix: settings.key_prefix.clone(),
-            losses: Arc::default(),
+            losses: Arc::new(tokio::sync::watch::Sender::new(0)),
         })
     }
 
@@ -84,15 +78,15 @@ impl Redis {
         format!("{}{kind}:{{{owner}}}", self.prefix)
     }
 
-    /// How many times an established pub/sub subscription to this Redis was lost: the first
-    /// sign that Redis went away (its connection closes at once), before any command fails.
-    /// The limiter forfeits its leases when this moves.
-    pub fn losses(&self) -> u64 {
-        self.losses.load(Ordering::Relaxed)
+    /// How many times an established pub/sub subscription to this Redis was lost, as a
+    /// receiver that sees each change: the first sign that Redis went away (its connection
+    /// closes at once), before any command fails. The limiter forfeits its leases on it.
+    pub fn losses(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.losses.subscribe()
     }
 
     pub(crate) fn subscription_lost(&self) {
-        self.losses.fetch_add(1, Ordering::Relaxed);
+        self.losses.send_modify(|lost| *lost += 1);
     }
 
     /// `PING`: the readiness check.

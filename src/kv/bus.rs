@@ -6,7 +6,7 @@
 //! (re)established, since messages may have been missed meanwhile.
 //!
 //! Used by the key-change broadcast (`keys::events`) and the live feed (`metering::live`).
-//! A lost subscription is also counted on the [`Redis`] handle ([`Redis::losses`]): the
+//! A lost subscription is also announced on the [`Redis`] handle ([`Redis::losses`]): the
 //! limiter takes it as a sign that Redis went away.
 //! Metrics, labelled by `channel`: `tollgate_pubsub_subscription_failures_total`,
 //! `tollgate_pubsub_publish_failures_total`.

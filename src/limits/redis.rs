@@ -18,9 +18,10 @@
 //! limiter (each node enforcing its share) or refuse with 503. A failure (of a call's script
 //! call or of a lease's refill) opens a circuit and forfeits every lease the node holds:
 //! while the circuit is open the policy decides every call at once, leased or not, and
-//! `fail_closed` means 503 for all of them. No call waits on a Redis that is down: a probe
-//! `PING`s Redis every 100 ms while the circuit is open and closes it when Redis answers
-//! (recovery is automatic, within a probe of Redis's return).
+//! `fail_closed` means 503 for all of them. No call waits on a Redis that is down: a watcher
+//! task `PING`s Redis every 100 ms while the circuit is open and closes it when Redis answers
+//! (recovery is automatic, within a probe of Redis's return); it also forfeits the leases the
+//! moment a pub/sub subscription to Redis drops.
 
 use std::{
     collections::HashMap,
@@ -84,18 +85,15 @@ pub struct RedisLimiter {
     /// Script calls made so far (each decides one batch).
     script_calls: Arc<AtomicU64>,
     leases: Arc<Leases>,
-    redis: Redis,
-    /// [`Redis::losses`] when the leases were last checked against it.
-    losses_seen: AtomicU64,
 }
 
 /// Whether Redis is being skipped after a failure; opened by the calls and the dispatcher,
-/// closed by the probe ([`probe`]) once Redis answers again.
+/// closed by [`watch`] once Redis answers again.
 struct Circuit {
     open: AtomicBool,
     policy: &'static str,
     leases: Arc<Leases>,
-    /// Wakes the probe when the circuit opens (and when the circuit is dropped).
+    /// Wakes [`watch`] when the circuit opens (and when the circuit is dropped).
     wake: Arc<Notify>,
 }
 
@@ -123,16 +121,31 @@ impl Circuit {
 
 impl Drop for Circuit {
     fn drop(&mut self) {
-        // The probe finds the circuit gone and stops.
+        // `watch` finds the circuit gone and stops.
         self.wake.notify_one();
     }
 }
 
-/// While `circuit` is open, `PING`s Redis every [`PROBE_EVERY`] on the limiter's own
-/// connection and closes the circuit when it answers; idle otherwise. Stops with the limiter.
-async fn probe(circuit: std::sync::Weak<Circuit>, wake: Arc<Notify>, redis: Redis) {
+/// Watches Redis for the limiter, on the runtime that built it, and stops with it:
+/// - while `circuit` is open, `PING`s Redis every [`PROBE_EVERY`] on the limiter's own
+///   connection and closes the circuit when it answers;
+/// - when a pub/sub subscription to Redis is lost ([`Redis::losses`]), Redis may be gone:
+///   forfeits the leases, so the next calls ask Redis itself (and meet the failure policy if
+///   it is gone) instead of being admitted from units nobody can confirm. A false alarm only
+///   sends a few calls to the exact path.
+async fn watch(circuit: std::sync::Weak<Circuit>, wake: Arc<Notify>, redis: Redis) {
+    let mut losses = redis.losses();
     loop {
-        wake.notified().await;
+        tokio::select! {
+            () = wake.notified() => {}
+            Ok(()) = losses.changed() => {
+                let Some(circuit) = circuit.upgrade() else {
+                    return;
+                };
+                circuit.leases.forfeit_all();
+                continue;
+            }
+        }
         loop {
             match circuit.upgrade() {
                 Some(circuit) if circuit.is_open() => {}
@@ -169,10 +182,9 @@ impl RedisLimiter {
             leases: leases.clone(),
             wake: wake.clone(),
         });
-        tokio::spawn(probe(Arc::downgrade(&circuit), wake, redis.clone()));
-        let losses_seen = AtomicU64::new(redis.losses());
+        tokio::spawn(watch(Arc::downgrade(&circuit), wake, redis.clone()));
         let dispatcher = Dispatcher {
-            redis: redis.clone(),
+            redis,
             script,
             queues: HashMap::new(),
             script_calls: script_calls.clone(),
@@ -186,8 +198,6 @@ impl RedisLimiter {
             circuit,
             script_calls,
             leases,
-            redis,
-            losses_seen,
         }
     }
 
@@ -208,16 +218,6 @@ impl RedisLimiter {
     }
 
     pub async fn decide(&self, req: &Request, now_ms: u64) -> Result<Decision> {
-        // A subscription to Redis was lost: Redis may be gone. The leases are forfeited, so
-        // the next calls ask Redis itself (and meet the failure policy if it is gone) instead
-        // of being admitted from units nobody can confirm. Only under-admits on a false alarm.
-        let losses = self.redis.losses();
-        // (Read first: a write on every call would bounce the line between workers.)
-        if self.losses_seen.load(Ordering::Relaxed) != losses
-            && self.losses_seen.swap(losses, Ordering::Relaxed) != losses
-        {
-            self.leases.forfeit_all();
-        }
         if !self.circuit.is_open() {
             if let Some((decision, refill)) = self.leases.take(req, Instant::now()) {
                 if refill {
