@@ -153,4 +153,29 @@ impl Limiter {
             Limiter::Redis(shared) => shared.decide(req, now_ms).await,
         }
     }
+
+    /// Sets the Redis limiter's running totals in the metrics recorder, for a scrape: the
+    /// hot path counts them in plain atomics (a labelled counter would cost every call a
+    /// registry lookup), so they are copied over when `/metrics` is read.
+    /// `tollgate_limiter_script_calls_total` against the decisions shows how much
+    /// coalescing saves; leased decisions and repeated refusals are the calls decided
+    /// in-process without a round trip.
+    pub fn export_metrics(&self) {
+        let Limiter::Redis(shared) = self else {
+            return;
+        };
+        for (name, total) in [
+            ("tollgate_limiter_script_calls_total", shared.script_calls()),
+            (
+                "tollgate_limiter_leased_decisions_total",
+                shared.leased_decisions(),
+            ),
+            (
+                "tollgate_limiter_repeated_refusals_total",
+                shared.repeated_refusals(),
+            ),
+        ] {
+            metrics::counter!(name).absolute(total);
+        }
+    }
 }

@@ -7,10 +7,10 @@ use serde_json::{Value, json};
 use tollgate::tenancy::Role;
 use uuid::Uuid;
 
+use crate::helpers::{Backends, create_key, events_of, require_or_skip};
 use crate::helpers::{
     Member, TestApp, assert_problem, new_tenant_member, problem, send, spawn_app,
 };
-use crate::helpers::{create_key, events_of};
 
 /// A key of `owner`'s tenant with these limit overrides; its secret and id.
 async fn key_with(app: &TestApp, owner: &Member, limits: Value) -> (String, String) {
@@ -231,4 +231,48 @@ async fn verify_answers_like_the_middleware_and_meters_the_call() {
         .await
         .unwrap();
     assert_eq!(assert_problem(bad, 401).await["detail"], "Invalid API key");
+}
+
+/// Redis mode: a client retrying past its limit is refused by the node itself for the rest of
+/// the second in which Redis refused it, and `/metrics` counts those refusals beside the
+/// script calls (copied from the limiter's own counters when scraped).
+#[tokio::test]
+async fn metrics_count_the_refusals_the_node_repeated_without_a_script_call() {
+    let test = "metrics_count_the_refusals_the_node_repeated_without_a_script_call";
+    if require_or_skip("redis", Backends::from_env().redis, test).is_none() {
+        return;
+    }
+    let app = spawn_app().await;
+    let owner = new_tenant_member(&app, Role::Owner).await;
+    let limits = json!({"per_minute": 1, "per_hour": 50, "per_day": 50});
+    let (secret, _) = key_with(&app, &owner, limits).await;
+    assert_eq!(app.ping(&secret).await.status().as_u16(), 200);
+    let tollgate::limits::Limiter::Redis(limiter) = app.state.limiter.as_ref() else {
+        panic!("a Redis URL makes the limiter Redis-backed");
+    };
+    let scripts_before = limiter.script_calls();
+    let mut refused = 0;
+    // Past the limit, in a loop: only the first refusal of each second asks Redis.
+    while refused < 40 {
+        assert_eq!(app.ping(&secret).await.status().as_u16(), 429);
+        refused += 1;
+    }
+    let (scripts, repeated) = (limiter.script_calls(), limiter.repeated_refusals());
+    assert!(
+        repeated >= 30,
+        "{repeated} of {refused} refusals repeated in-process"
+    );
+    assert_eq!(scripts - scripts_before + repeated, refused);
+    let text = app.get("/metrics").await.text().await.unwrap();
+    let metric = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from /metrics: {text}"))
+    };
+    assert_eq!(metric("tollgate_limiter_repeated_refusals_total"), repeated);
+    assert_eq!(metric("tollgate_limiter_script_calls_total"), scripts);
+    assert_eq!(
+        metric("tollgate_limiter_leased_decisions_total"),
+        limiter.leased_decisions()
+    );
 }

@@ -81,7 +81,8 @@ async fn healthz(state: web::Data<AppState>) -> HttpResponse {
 /// by route template, method and status.
 #[utoipa::path(tag = "ops", responses((status = 200, description = "Prometheus text exposition.", content_type = "text/plain", body = String)))]
 #[get("/metrics")]
-async fn metrics() -> HttpResponse {
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    state.limiter.export_metrics();
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(telemetry::metrics_handle().render())
