@@ -122,6 +122,9 @@ pub struct KeySettings {
     pub negative_ttl_secs: u64,
     /// Most keys cached; unknown secrets are remembered in a second cache of this size.
     pub cache_capacity: u64,
+    /// How long after its last load a key's copy may still be served when reloading it
+    /// fails (0: never).
+    pub stale_if_error_secs: u64,
 }
 
 /// The usage-event pipeline: in-memory buffer, batch writer, spool, ingestion API.

@@ -5,6 +5,12 @@
 //! A hit costs one concurrent-map lookup and no allocation. The rules (`resolve::check`)
 //! are applied to every answer, cached or not. Entries live `keys.cache_ttl_secs` (negative
 //! ones `keys.negative_ttl_secs`) as a safety net; changes are pushed out by `keys::events`.
+//!
+//! Stale if error: the last copy loaded of each key is also kept for
+//! `keys.stale_if_error_secs` more. When a key's entry has expired and reloading it fails, or
+//! takes longer than [`RELOAD_WAIT`], that copy is put back for another lifetime, so calls of
+//! known keys go on through an outage of the database, each key paying at most one bounded
+//! reload attempt per lifetime. Invalidations drop both copies.
 
 use std::{
     sync::{
@@ -13,6 +19,8 @@ use std::{
     },
     time::Duration,
 };
+
+use tokio::time::timeout;
 
 use chrono::{DateTime, Utc};
 use moka::future::Cache;
@@ -30,6 +38,10 @@ use crate::{
 /// Loads racing a stream of changes retry this often, then answer uncached.
 const MAX_LOAD_ATTEMPTS: usize = 3;
 
+/// How long a reload waits for the database when a last good copy could be served instead
+/// (a database that is down can take the pool's whole acquire timeout to say so).
+pub const RELOAD_WAIT: Duration = Duration::from_millis(250);
+
 /// Cheap to clone: every clone shares the same entries.
 #[derive(Clone)]
 pub struct KeyCache {
@@ -38,6 +50,9 @@ pub struct KeyCache {
 
 struct Inner {
     known: Cache<Digest, Arc<CachedKey>>,
+    /// The last copy loaded of each key, outliving `known`'s by `keys.stale_if_error_secs`:
+    /// served when a reload fails. `None` when that is 0.
+    last_good: Option<Cache<Digest, Arc<CachedKey>>>,
     unknown: Cache<Digest, ()>,
     /// Bumped before every invalidation, so a load that overlapped one knows its answer
     /// may predate the change.
@@ -59,6 +74,14 @@ impl KeyCache {
             .max_capacity(settings.cache_capacity)
             .time_to_live(Duration::from_secs(settings.cache_ttl_secs))
             .build();
+        let last_good = (settings.stale_if_error_secs > 0).then(|| {
+            let grace = Duration::from_secs(settings.stale_if_error_secs);
+            Cache::builder()
+                .name("api_keys_last_good")
+                .max_capacity(settings.cache_capacity)
+                .time_to_live(Duration::from_secs(settings.cache_ttl_secs) + grace)
+                .build()
+        });
         let unknown = Cache::builder()
             .name("unknown_api_keys")
             .max_capacity(settings.cache_capacity)
@@ -67,6 +90,7 @@ impl KeyCache {
         Self {
             inner: Arc::new(Inner {
                 known,
+                last_good,
                 unknown,
                 generation: AtomicU64::new(0),
                 defaults: defaults.clone(),
@@ -127,6 +151,9 @@ impl KeyCache {
             let mut digest = Digest::default();
             if hex::decode_to_slice(hash, &mut digest).is_ok() {
                 self.inner.known.invalidate(&digest).await;
+                if let Some(last_good) = &self.inner.last_good {
+                    last_good.invalidate(&digest).await;
+                }
                 self.inner.unknown.invalidate(&digest).await;
             }
         }
@@ -136,6 +163,9 @@ impl KeyCache {
     pub fn invalidate_all(&self) {
         self.inner.generation.fetch_add(1, Ordering::AcqRel);
         self.inner.known.invalidate_all();
+        if let Some(last_good) = &self.inner.last_good {
+            last_good.invalidate_all();
+        }
         self.inner.unknown.invalidate_all();
     }
 
@@ -147,16 +177,23 @@ impl KeyCache {
         }
         for _ in 0..MAX_LOAD_ATTEMPTS {
             let generation = inner.generation.load(Ordering::Acquire);
-            let loaded = inner
-                .known
-                .try_get_with(*digest, self.fetch(db, digest))
-                .await;
+            let last_good = match &inner.last_good {
+                Some(copies) => copies.get(digest).await,
+                None => None,
+            };
+            let fetch = self.fetch_within(db, digest, last_good.is_some());
+            let loaded = inner.known.try_get_with(*digest, fetch).await;
             // Inserted first, checked second: an invalidation that overlapped the load either
             // bumped the generation before this check (the entry is dropped here) or removes
             // the entry itself afterwards.
             let changed = inner.generation.load(Ordering::Acquire) != generation;
             match loaded {
-                Ok(key) if !changed => return Ok(key),
+                Ok(key) if !changed => {
+                    if let Some(copies) = &inner.last_good {
+                        copies.insert(*digest, key.clone()).await;
+                    }
+                    return Ok(key);
+                }
                 Ok(_) => inner.known.invalidate(digest).await,
                 Err(miss) => match &*miss {
                     Miss::Unknown => {
@@ -166,7 +203,14 @@ impl KeyCache {
                         }
                         inner.unknown.invalidate(digest).await;
                     }
-                    Miss::Failed(err) => return Err(reowned(err)),
+                    Miss::Failed(err) => {
+                        let Some(stale) = last_good else {
+                            return Err(reowned(err));
+                        };
+                        if let Some(served) = self.revive(digest, stale, generation, err).await {
+                            return Ok(served);
+                        }
+                    }
                 },
             }
         }
@@ -175,6 +219,54 @@ impl KeyCache {
             Miss::Unknown => Error::unauthorized(INVALID),
             Miss::Failed(err) => err,
         })
+    }
+
+    /// Puts `stale` (the last good copy) back for another lifetime after a reload failed
+    /// with `err`; `None` when a change overlapped (the caller loads again).
+    async fn revive(
+        &self,
+        digest: &Digest,
+        stale: Arc<CachedKey>,
+        generation: u64,
+        err: &Error,
+    ) -> Option<Arc<CachedKey>> {
+        let inner = &self.inner;
+        if let Some(revived) = inner.known.get(digest).await {
+            // Another caller of the same failed reload put it back already.
+            return Some(revived);
+        }
+        inner.known.insert(*digest, stale.clone()).await;
+        if inner.generation.load(Ordering::Acquire) != generation {
+            inner.known.invalidate(digest).await;
+            return None;
+        }
+        metrics::counter!("tollgate_key_cache_stale_served_total").increment(1);
+        let cause = err.source.as_ref().map(|s| format!("{s:#}"));
+        tracing::warn!(
+            key_id = %stale.id,
+            error = %cause.as_deref().unwrap_or(&err.detail),
+            "reloading an API key failed; serving its last good copy for another cache lifetime"
+        );
+        Some(stale)
+    }
+
+    /// [`Self::fetch`], given at most [`RELOAD_WAIT`] when a last good copy can stand in.
+    async fn fetch_within(
+        &self,
+        db: &impl ConnectionTrait,
+        digest: &Digest,
+        bounded: bool,
+    ) -> Result<Arc<CachedKey>, Miss> {
+        if !bounded {
+            return self.fetch(db, digest).await;
+        }
+        match timeout(RELOAD_WAIT, self.fetch(db, digest)).await {
+            Ok(fetched) => fetched,
+            Err(elapsed) => Err(Miss::Failed(Error::unavailable(
+                "The database did not answer in time.",
+                elapsed,
+            ))),
+        }
     }
 
     async fn fetch(

@@ -154,28 +154,40 @@ impl Limiter {
         }
     }
 
-    /// Sets the Redis limiter's running totals in the metrics recorder, for a scrape: the
-    /// hot path counts them in plain atomics (a labelled counter would cost every call a
-    /// registry lookup), so they are copied over when `/metrics` is read.
-    /// `tollgate_limiter_script_calls_total` against the decisions shows how much
-    /// coalescing saves; leased decisions and repeated refusals are the calls decided
-    /// in-process without a round trip.
-    pub fn export_metrics(&self) {
+    /// Appends the Redis limiter's running totals to a Prometheus text exposition: the hot
+    /// path counts them in plain atomics of this limiter (a registry counter would cost every
+    /// call a lookup), so they are rendered from there, exactly this application's.
+    /// Script calls against the decisions show how much coalescing saves; leased decisions
+    /// and repeated refusals are the calls decided in-process without a round trip.
+    pub fn render_metrics(&self, out: &mut String) {
+        use std::fmt::Write;
         let Limiter::Redis(shared) = self else {
             return;
         };
-        for (name, total) in [
-            ("tollgate_limiter_script_calls_total", shared.script_calls()),
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push('\n');
+        }
+        for (name, help, total) in [
+            (
+                "tollgate_limiter_script_calls_total",
+                "Script calls this node made to Redis (each decides one or more calls).",
+                shared.script_calls(),
+            ),
             (
                 "tollgate_limiter_leased_decisions_total",
+                "Calls admitted from a lease, without a round trip to Redis.",
                 shared.leased_decisions(),
             ),
             (
                 "tollgate_limiter_repeated_refusals_total",
+                "Refusals repeated in-process within the second Redis refused the key in.",
                 shared.repeated_refusals(),
             ),
         ] {
-            metrics::counter!(name).absolute(total);
+            let _ = write!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {total}\n\n"
+            );
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The hot path under faults: two `tollgate serve` processes sharing PostgreSQL and Redis
 //! admit exactly the limit; Redis stopping and coming back (fail_open and fail_closed); the
-//! database refusing writes for a while; SIGTERM under load. Every test also checks the
+//! database refusing writes for a while, or stopped for 30 s; SIGTERM under load. Every test also checks the
 //! metering promise: each call a client got an answer to has exactly one usage event, with
 //! the status the client saw (calls are told apart by a unique `User-Agent`).
 //! Re-sending a batch to `/v1/events` is counted once: see `metering::ingest`.
@@ -26,6 +26,7 @@ use crate::helpers::TestApp;
 mod binary;
 mod database;
 mod node;
+mod postgres_outage;
 mod redis_outage;
 
 /// What the clients saw: each call's user agent with the status it got, and the calls that

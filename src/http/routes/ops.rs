@@ -82,10 +82,11 @@ async fn healthz(state: web::Data<AppState>) -> HttpResponse {
 #[utoipa::path(tag = "ops", responses((status = 200, description = "Prometheus text exposition.", content_type = "text/plain", body = String)))]
 #[get("/metrics")]
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    state.limiter.export_metrics();
+    let mut text = telemetry::metrics_handle().render();
+    state.limiter.render_metrics(&mut text);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(telemetry::metrics_handle().render())
+        .body(text)
 }
 
 async fn readiness(state: &AppState) -> HttpResponse {

@@ -5,6 +5,7 @@ mod accounts;
 mod backend;
 mod fixtures;
 mod logs;
+mod pg_server;
 mod redis_server;
 mod spawn;
 
@@ -18,6 +19,7 @@ pub use fixtures::{
     join_tenant, new_tenant, new_tenant_member,
 };
 pub use logs::{assert_logs_free_of, captured_logs};
+pub use pg_server::PrivatePostgres;
 pub use redis_server::PrivateRedis;
 pub use spawn::{TestApp, spawn_app, spawn_app_with, spawn_second_app, test_settings};
 
