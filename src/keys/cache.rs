@@ -20,11 +20,10 @@ use std::{
     time::Duration,
 };
 
-use tokio::time::timeout;
-
 use chrono::{DateTime, Utc};
 use moka::future::Cache;
 use sea_orm::ConnectionTrait;
+use tokio::time::timeout;
 
 use super::{
     resolve::{self, CachedKey, INVALID},
@@ -197,6 +196,10 @@ impl KeyCache {
                 Ok(_) => inner.known.invalidate(digest).await,
                 Err(miss) => match &*miss {
                     Miss::Unknown => {
+                        // Deleted behind the cache's back: nothing may revive it later.
+                        if let Some(copies) = &inner.last_good {
+                            copies.invalidate(digest).await;
+                        }
                         inner.unknown.insert(*digest, ()).await;
                         if inner.generation.load(Ordering::Acquire) == generation {
                             return Err(Error::unauthorized(INVALID));

@@ -53,30 +53,43 @@ async fn a_cached_key_answers_without_the_database_until_its_lifetime_ends() {
 }
 
 /// Reloading an expired entry fails (the keys table is renamed away, on either backend): the
-/// key's last good copy answers instead, but never the copy of a key changed meanwhile.
+/// key's last good copy answers instead, but never the copy of a key changed meanwhile, nor
+/// of one deleted behind the cache's back.
 #[tokio::test]
 async fn a_failed_reload_serves_the_last_good_copy_but_never_a_changed_keys() {
-    let app = spawn_app_with(|s| s.keys.cache_ttl_secs = 1).await;
+    let app = spawn_app_with(|s| {
+        s.keys.cache_ttl_secs = 1;
+        s.keys.negative_ttl_secs = 1;
+    })
+    .await;
     let owner = new_tenant_member(&app, Role::Owner).await;
     let (_, secret) = new_key(&app, &owner, "served-stale").await;
     let (_, changed) = new_key(&app, &owner, "changed-while-down").await;
-    assert_eq!(status(&app, &secret).await, 200);
-    assert_eq!(status(&app, &changed).await, 200);
+    let (deleted_id, deleted) = new_key(&app, &owner, "deleted-behind-the-back").await;
+    for cached in [&secret, &changed, &deleted] {
+        assert_eq!(status(&app, cached).await, 200);
+    }
+    api_keys::Entity::delete_by_id(key_uuid(&deleted_id))
+        .exec(&app.state.db)
+        .await
+        .unwrap();
+    let lifetime = Duration::from_millis(1200);
+    tokio::time::sleep(lifetime).await;
+    assert_eq!(status(&app, &deleted).await, 401, "reloaded: no such key");
 
     rename_keys_table(&app, "api_keys", "api_keys_away").await;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert!(!is_cached(&app, &secret).await, "both entries expired");
+    tokio::time::sleep(lifetime).await;
+    assert!(!is_cached(&app, &secret).await, "the entries expired");
     // What a revoke broadcasts (the API itself cannot write the change now).
     let hash = hash_secret(&changed);
     app.state.key_cache.invalidate(&[hash]).await;
     for _ in 0..3 {
         assert_eq!(status(&app, &secret).await, 200, "the last good copy");
     }
-    let refused = status(&app, &changed).await;
-    assert!(
-        refused >= 500,
-        "a changed key is never served from its old copy: {refused}"
-    );
+    for gone in [&changed, &deleted] {
+        let refused = status(&app, gone).await;
+        assert!(refused >= 500, "never served from an old copy: {refused}");
+    }
 
     rename_keys_table(&app, "api_keys_away", "api_keys").await;
     assert_eq!(status(&app, &changed).await, 200, "reloaded");
