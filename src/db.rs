@@ -47,6 +47,24 @@ pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<DatabaseConn
     Ok(db)
 }
 
+/// The connection the usage-event writer commits its batches on: on SQLite a pool of its
+/// own with a single connection (SQLite takes one writer at a time anyway, and a prepared
+/// 1,000-row insert holds several MB on each connection that runs it, so spread over the
+/// main pool it would hold that on every connection); on PostgreSQL the main pool.
+pub async fn writer_connection(
+    settings: &DatabaseSettings,
+    main: &DatabaseConnection,
+) -> anyhow::Result<DatabaseConnection> {
+    if sqlite_path(settings.url.expose()).is_none() {
+        return Ok(main.clone());
+    }
+    let single = DatabaseSettings {
+        max_connections: 1,
+        ..settings.clone()
+    };
+    connect(&single).await
+}
+
 /// The file path of a `sqlite://` URL, if it is one.
 fn sqlite_path(url: &str) -> Option<&str> {
     let rest = url.strip_prefix("sqlite://")?;

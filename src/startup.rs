@@ -49,7 +49,7 @@ impl Application {
         };
         state.live = LiveHub::start(cancel.clone(), live_bus);
         let metering = metering::start(
-            state.db.clone(),
+            db::writer_connection(&settings.database, &state.db).await?,
             &settings.metering,
             grace,
             state.live.clone(),

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Memory with many active keys: the resident set of `tollgate serve` once each of KEYS API
+# keys (default 100,000) has made calls within the last minute, so every one is in the key
+# cache and has limiter state, in Redis + PostgreSQL and embedded modes. The keys are added
+# straight to the database of a target prepared by benches/peers/tollgate-target.sh (copies
+# of its imported key, secrets mem-bench-key-1 .. N), then `wrk -t1 -c32` cycles through them
+# (benches/load/many_keys.lua) for DURATION. Loopback only; bounded by DURATION.
+#
+#   cargo build --release --bin tollgate
+#   KEYS=100000 DURATION=30s benches/load/memory.sh
+#
+# Prints per mode: RSS before the load, RSS and peak RSS after it, and the load's summary.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+KEYS="${KEYS:-100000}" DURATION="${DURATION:-30s}"
+export KEYS PORT="${PORT:-18121}" BENCH_API_KEY="mem-bench-seed-key-0123456789abcdef"
+export RL_LIMIT=1000000000 RL_WINDOW_SECS=60
+export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
+helper=benches/peers/tollgate-target.sh
+server=""
+stop() { [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null; server=""; }
+trap stop EXIT
+
+add_keys() { # mode
+  case "$1" in
+    redis)
+      base="${DATABASE_URL%%\?*}"
+      psql "${base%/*}/${TOLLGATE_BENCH_DB:-tollgate_bench}" -v ON_ERROR_STOP=1 -q <<SQL
+INSERT INTO api_keys (id, tenant_id, name, key_hash, prefix, last4, source, status,
+                      limit_per_minute, limit_per_hour, limit_per_day, created_at, updated_at)
+SELECT gen_random_uuid(), k.tenant_id, 'mem-' || n,
+       encode(sha256(convert_to('mem-bench-key-' || n, 'UTF8')), 'hex'),
+       'mem-bench-ke', lpad(right(n::text, 4), 4, '0'), 'imported', 'active',
+       k.limit_per_minute, k.limit_per_hour, k.limit_per_day, now(), now()
+FROM api_keys k, generate_series(1, $KEYS) AS n
+WHERE k.name = 'peer-bench';
+SQL
+      ;;
+    embedded)
+      python3 - "${TOLLGATE_BENCH_DIR:-/tmp/tollgate-peers}/embedded-$PORT/data/tollgate.db" <<'PY'
+import hashlib, os, sqlite3, sys, uuid
+db = sqlite3.connect(sys.argv[1])
+tenant, per_minute, per_hour, per_day, created = db.execute(
+    "SELECT tenant_id, limit_per_minute, limit_per_hour, limit_per_day, created_at "
+    "FROM api_keys WHERE name = 'peer-bench'").fetchone()
+rows = ((uuid.uuid4().bytes, tenant, f"mem-{n}",
+         hashlib.sha256(f"mem-bench-key-{n}".encode()).hexdigest(), "mem-bench-ke",
+         str(n)[-4:].rjust(4, "0"), "imported", "active", per_minute, per_hour, per_day,
+         created, created) for n in range(1, int(os.environ["KEYS"]) + 1))
+db.executemany(
+    "INSERT INTO api_keys (id, tenant_id, name, key_hash, prefix, last4, source, status, "
+    "limit_per_minute, limit_per_hour, limit_per_day, created_at, updated_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+db.commit()
+PY
+      ;;
+  esac
+}
+
+rss() { awk -v f="$2" '$1 == f":" {printf "%.1f MB", $2 / 1024}' "/proc/$1/status"; }
+
+for mode in redis embedded; do
+  "$helper" prepare "$mode" >/dev/null
+  add_keys "$mode"
+  "$helper" start "$mode" >/dev/null 2>&1 & server=$!
+  for _ in $(seq 100); do curl -fso /dev/null "http://127.0.0.1:$PORT/livez" && break; sleep 0.1; done
+  idle="$(rss "$server" VmRSS)"
+  load="$(wrk -t1 -c32 -d"$DURATION" -s benches/load/many_keys.lua "http://127.0.0.1:$PORT/v1/ping" | grep LOADJSON)"
+  echo "$mode: keys $KEYS  RSS idle $idle  after $(rss "$server" VmRSS)  peak $(rss "$server" VmHWM)  load ${load#LOADJSON }"
+  stop
+done
