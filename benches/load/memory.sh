@@ -7,12 +7,13 @@
 # (benches/load/many_keys.lua) for DURATION. Loopback only; bounded by DURATION.
 #
 #   cargo build --release --bin tollgate
-#   KEYS=100000 DURATION=30s benches/load/memory.sh
+#   KEYS=100000 DURATION=30s benches/load/memory.sh      # MODES="redis embedded" by default
 #
-# Prints per mode: RSS before the load, RSS and peak RSS after it, and the load's summary.
+# Prints per mode: RSS before the load, RSS 5 s after it (the batches written, transient
+# memory returned; every key still cached), the peak, and the load's summary.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-KEYS="${KEYS:-100000}" DURATION="${DURATION:-30s}"
+KEYS="${KEYS:-100000}" DURATION="${DURATION:-30s}" MODES="${MODES:-redis embedded}"
 export KEYS PORT="${PORT:-18121}" BENCH_API_KEY="mem-bench-seed-key-0123456789abcdef"
 export RL_LIMIT=1000000000 RL_WINDOW_SECS=60
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
@@ -60,13 +61,14 @@ PY
 
 rss() { awk -v f="$2" '$1 == f":" {printf "%.1f MB", $2 / 1024}' "/proc/$1/status"; }
 
-for mode in redis embedded; do
+for mode in $MODES; do
   "$helper" prepare "$mode" >/dev/null
   add_keys "$mode"
   "$helper" start "$mode" >/dev/null 2>&1 & server=$!
   for _ in $(seq 100); do curl -fso /dev/null "http://127.0.0.1:$PORT/livez" && break; sleep 0.1; done
   idle="$(rss "$server" VmRSS)"
   load="$(wrk -t1 -c32 -d"$DURATION" -s benches/load/many_keys.lua "http://127.0.0.1:$PORT/v1/ping" | grep LOADJSON)"
-  echo "$mode: keys $KEYS  RSS idle $idle  after $(rss "$server" VmRSS)  peak $(rss "$server" VmHWM)  load ${load#LOADJSON }"
+  sleep 5
+  echo "$mode: keys $KEYS  RSS idle $idle  settled $(rss "$server" VmRSS)  peak $(rss "$server" VmHWM)  load ${load#LOADJSON }"
   stop
 done
