@@ -48,9 +48,9 @@ pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<DatabaseConn
 }
 
 /// The connection the usage-event writer commits its batches on: on SQLite a pool of its
-/// own with a single connection (SQLite takes one writer at a time anyway, and a prepared
-/// 1,000-row insert holds several MB on each connection that runs it, so spread over the
-/// main pool it would hold that on every connection); on PostgreSQL the main pool.
+/// own with a single connection (SQLite takes one writer at a time anyway, and every
+/// connection the batches ran on held several MB more, most likely its cached prepared
+/// 1,000-row insert: see `docs/benchmarks.md`, "Memory"); on PostgreSQL the main pool.
 pub async fn writer_connection(
     settings: &DatabaseSettings,
     main: &DatabaseConnection,

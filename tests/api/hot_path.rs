@@ -11,6 +11,7 @@ use crate::helpers::{Backends, create_key, events_of, require_or_skip};
 use crate::helpers::{
     Member, TestApp, assert_problem, new_tenant_member, problem, send, spawn_app,
 };
+use crate::metering::metric;
 
 /// A key of `owner`'s tenant with these limit overrides; its secret and id.
 async fn key_with(app: &TestApp, owner: &Member, limits: Value) -> (String, String) {
@@ -234,8 +235,8 @@ async fn verify_answers_like_the_middleware_and_meters_the_call() {
 }
 
 /// Redis mode: a client retrying past its limit is refused by the node itself for the rest of
-/// the second in which Redis refused it, and `/metrics` counts those refusals beside the
-/// script calls (copied from the limiter's own counters when scraped).
+/// the second in which Redis refused it, and `/metrics` shows those refusals beside the
+/// script calls (rendered from the limiter's own counters).
 #[tokio::test]
 async fn metrics_count_the_refusals_the_node_repeated_without_a_script_call() {
     let test = "metrics_count_the_refusals_the_node_repeated_without_a_script_call";
@@ -263,16 +264,18 @@ async fn metrics_count_the_refusals_the_node_repeated_without_a_script_call() {
         "{repeated} of {refused} refusals repeated in-process"
     );
     assert_eq!(scripts - scripts_before + repeated, refused);
-    let text = app.get("/metrics").await.text().await.unwrap();
-    let metric = |name: &str| -> u64 {
-        text.lines()
-            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or_else(|| panic!("{name} missing from /metrics: {text}"))
-    };
-    assert_eq!(metric("tollgate_limiter_repeated_refusals_total"), repeated);
-    assert_eq!(metric("tollgate_limiter_script_calls_total"), scripts);
+    let exposed = |name| metric(&app, name);
+    let as_exposed = |n: u64| n as f64;
     assert_eq!(
-        metric("tollgate_limiter_leased_decisions_total"),
-        limiter.leased_decisions()
+        exposed("tollgate_limiter_repeated_refusals_total").await,
+        as_exposed(repeated)
+    );
+    assert_eq!(
+        exposed("tollgate_limiter_script_calls_total").await,
+        as_exposed(scripts)
+    );
+    assert_eq!(
+        exposed("tollgate_limiter_leased_decisions_total").await,
+        as_exposed(limiter.leased_decisions())
     );
 }

@@ -7,7 +7,6 @@ use std::{
     net::TcpListener,
     path::{Path, PathBuf},
     process::{Command, Output, Stdio},
-    time::{Duration, Instant},
 };
 
 use tempfile::TempDir;
@@ -23,7 +22,7 @@ pub struct PrivatePostgres {
 impl PrivatePostgres {
     /// Creates and starts one, or `None` when PostgreSQL's server programs are not installed
     /// (found through `pg_config --bindir`).
-    pub async fn start() -> Option<Self> {
+    pub fn start() -> Option<Self> {
         let bin = server_bin_dir()?;
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -45,7 +44,7 @@ impl PrivatePostgres {
             c.args(["--auth=trust", "--username=postgres", "--no-sync", "-D"])
                 .arg(&data)
         });
-        server.start_again().await;
+        server.start_again();
         Some(server)
     }
 
@@ -59,8 +58,9 @@ impl PrivatePostgres {
         self.pg_ctl(&["stop", "-m", "fast", "-w"]);
     }
 
-    /// Starts the (stopped) server again on the same port and waits until it accepts.
-    pub async fn start_again(&self) {
+    /// Starts the (stopped) server again on the same port; returns once it accepts
+    /// connections (`pg_ctl start -w` waits for that).
+    pub fn start_again(&self) {
         let options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
             self.port,
@@ -73,17 +73,6 @@ impl PrivatePostgres {
                 .args(["-o", &options, "-l"])
                 .arg(&log)
         });
-        let started = Instant::now();
-        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-            .await
-            .is_err()
-        {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "the private PostgreSQL did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
     }
 
     fn data_dir(&self) -> PathBuf {

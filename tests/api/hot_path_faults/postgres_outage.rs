@@ -29,7 +29,7 @@ async fn calls_keep_succeeding_while_postgres_is_stopped_and_every_event_is_stor
     if require_or_skip("postgres", Backends::from_env().postgres, test).is_none() {
         return;
     }
-    let Some(pg) = PrivatePostgres::start().await else {
+    let Some(pg) = PrivatePostgres::start() else {
         assert!(
             !Backends::from_env().require_all,
             "{test}: PostgreSQL's server programs (pg_config --bindir) are required"
@@ -68,7 +68,7 @@ async fn calls_keep_succeeding_while_postgres_is_stopped_and_every_event_is_stor
         "reloads failed and the last good copy was served again ({stale_served} times)"
     );
 
-    pg.start_again().await;
+    pg.start_again();
     paced(&mut calls, Duration::from_secs(3), "after the restart").await;
     let total = calls.answers.statuses.len();
     let events = events_by_agent(&app.state.db, key, total).await;
