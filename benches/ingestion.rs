@@ -8,7 +8,8 @@
 //! `TOLLGATE_BENCH_DATABASE_URL=sqlite cargo bench --bench ingestion` uses a SQLite file in a
 //! temporary directory, configured as `tollgate serve` configures it (WAL, synchronous=NORMAL).
 //! Optional: `BENCH_EVENTS` per round, default 500000; `BENCH_ROUNDS`, default 3;
-//! `BENCH_BATCH`, default `metering.batch_size`.
+//! `BENCH_BATCH`, default `metering.batch_size`; `BENCH_KEYS`, the keys the events are spread
+//! over, default 100.
 
 use std::{sync::Arc, time::Instant};
 
@@ -21,8 +22,6 @@ use tollgate::{
     metering::{self, Source, UsageEvent, method, store},
     tenants::{self, TenantName},
 };
-
-const KEYS: usize = 100;
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -70,12 +69,13 @@ async fn run() {
     settings.metering.batch_size = env_or("BENCH_BATCH", settings.metering.batch_size);
     let db = db::connect(&settings.database).await.unwrap();
     db::migrate(&db).await.unwrap();
-    let (tenant, keys) = world(&db).await;
+    let (tenant, keys) = world(&db, env_or("BENCH_KEYS", 100)).await;
     let postgres = admin.is_some();
     let baseline = if postgres { "raw COPY" } else { "raw INSERT" };
     println!(
-        "{}: events per round: {events_per_round}, rounds: {rounds}, batch_size: {}, buffer: {}",
+        "{}: events per round: {events_per_round}, rounds: {rounds}, keys: {}, batch_size: {}, buffer: {}",
         db.get_database_backend().as_str(),
+        keys.len(),
         settings.metering.batch_size,
         settings.metering.buffer_capacity
     );
@@ -108,33 +108,53 @@ async fn run() {
     }
 }
 
-/// A tenant with [`KEYS`] keys (rows inserted directly: the bench measures events only).
-async fn world(db: &DatabaseConnection) -> (TenantId, Vec<KeyId>) {
+/// A tenant with `count` keys (rows inserted directly, 1,000 per statement: the bench
+/// measures events only).
+async fn world(db: &DatabaseConnection, count: usize) -> (TenantId, Vec<KeyId>) {
     let system = audit::Context::system("bench");
     let tenant = tenants::create(db, &system, &TenantName::parse("Bench", "/name").unwrap())
         .await
         .unwrap();
-    let mut keys = Vec::new();
-    for i in 0..KEYS {
-        let id = KeyId::new();
-        let sql = "INSERT INTO api_keys (id, tenant_id, name, key_hash, prefix, last4, source, \
-                   status, usage_count, created_at, updated_at) VALUES ($1, $2, $3, $4, 'tg_live_', \
-                   'abcd', 'generated', 'active', 0, $5, $5)";
-        let values = [
-            id.0.into(),
-            tenant.id.into(),
-            format!("k{i}").into(),
-            format!("hash{i}").into(),
-            chrono::Utc::now().into(),
-        ];
-        db.execute_raw(Statement::from_sql_and_values(
-            db.get_database_backend(),
-            sql,
-            values,
-        ))
-        .await
-        .unwrap();
-        keys.push(id);
+    let keys: Vec<KeyId> = (0..count).map(|_| KeyId::new()).collect();
+    let backend = db.get_database_backend();
+    let now = chrono::Utc::now();
+    for (chunk_no, chunk) in keys.chunks(1000).enumerate() {
+        let mut sql = String::from(
+            "INSERT INTO api_keys (id, tenant_id, name, key_hash, prefix, last4, source, \
+             status, usage_count, created_at, updated_at) VALUES ",
+        );
+        let mut values: Vec<sea_orm::Value> = Vec::new();
+        for (i, id) in chunk.iter().enumerate() {
+            let n = chunk_no * 1000 + i;
+            let p = values.len();
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            let placeholder = |k: usize| match backend {
+                DatabaseBackend::Postgres => format!("${}", p + k),
+                _ => "?".to_owned(),
+            };
+            sql.push_str(&format!(
+                "({}, {}, {}, {}, 'tg_live_', 'abcd', 'generated', 'active', 0, {}, {})",
+                placeholder(1),
+                placeholder(2),
+                placeholder(3),
+                placeholder(4),
+                placeholder(5),
+                placeholder(6),
+            ));
+            values.extend([
+                id.0.into(),
+                tenant.id.into(),
+                format!("k{n}").into(),
+                format!("hash{n}").into(),
+                now.into(),
+                now.into(),
+            ]);
+        }
+        db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await
+            .unwrap();
     }
     (tenant.id.into(), keys)
 }
@@ -161,6 +181,10 @@ fn generate(tenant: TenantId, keys: &[KeyId], n: usize) -> Vec<UsageEvent> {
             e.cost_nanos = 1_200_000;
             e.ip = Some("203.0.113.7".parse().unwrap());
             e.user_agent = Some(agent.clone());
+            // Per mille of the key's minute, hour, day and month limits, as the request path
+            // records them (each key's peaks go to `usage_utilization`).
+            let used = 1 + (i / keys.len() % 999) as u16;
+            e.utilization = [used, used / 60, used / 1440, used / 43200];
             e
         })
         .collect()

@@ -47,22 +47,25 @@ pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<DatabaseConn
     Ok(db)
 }
 
-/// The connection the usage-event writer commits its batches on: on SQLite a pool of its
-/// own with a single connection (SQLite takes one writer at a time anyway, and every
-/// connection the batches ran on held several MB more, most likely its cached prepared
-/// 1,000-row insert: see `docs/benchmarks.md`, "Memory"); on PostgreSQL the main pool.
-pub async fn writer_connection(
-    settings: &DatabaseSettings,
-    main: &DatabaseConnection,
-) -> anyhow::Result<DatabaseConnection> {
-    if sqlite_path(settings.url.expose()).is_none() {
-        return Ok(main.clone());
-    }
-    let single = DatabaseSettings {
-        max_connections: 1,
-        ..settings.clone()
+/// The pool the usage-event writer commits its batches on, its own on either backend:
+///
+/// - SQLite takes one writer at a time anyway, so one connection; every connection the batches
+///   ran on held several MB more, most likely its cached prepared 1,000-row insert (see
+///   `docs/benchmarks.md`, "Memory").
+/// - PostgreSQL: two connections (a write abandoned at its timeout may still hold one while
+///   it is closed). A connection is tied to the Tokio runtime of the task that opened it; in
+///   the main pool those are HTTP workers' runtimes, which stop before the writer's last
+///   flush and spool replay at shutdown, taking their connections with them.
+pub async fn writer_connection(settings: &DatabaseSettings) -> anyhow::Result<DatabaseConnection> {
+    let connections = match sqlite_path(settings.url.expose()) {
+        Some(_) => 1,
+        None => 2,
     };
-    connect(&single).await
+    connect(&DatabaseSettings {
+        max_connections: connections,
+        ..settings.clone()
+    })
+    .await
 }
 
 /// The file path of a `sqlite://` URL, if it is one.

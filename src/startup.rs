@@ -30,6 +30,8 @@ pub struct Application {
     cancel: CancellationToken,
     background: Vec<JoinHandle<()>>,
     metering: metering::Pipeline,
+    /// The usage-event writer's own pool (see [`db::writer_connection`]).
+    writer_db: sea_orm::DatabaseConnection,
 }
 
 impl Application {
@@ -48,8 +50,9 @@ impl Application {
             None => None,
         };
         state.live = LiveHub::start(cancel.clone(), live_bus);
+        let writer_db = db::writer_connection(&settings.database).await?;
         let metering = metering::start(
-            db::writer_connection(&settings.database, &state.db).await?,
+            writer_db.clone(),
             &settings.metering,
             grace,
             state.live.clone(),
@@ -77,6 +80,7 @@ impl Application {
             cancel,
             background,
             metering,
+            writer_db,
         })
     }
 
@@ -113,6 +117,7 @@ impl Application {
         }
         // After HTTP: every event recorded by a request is in the buffer by now.
         self.metering.shutdown().await;
+        self.writer_db.close().await.ok();
         self.state.db.clone().close().await.ok();
         served.context("HTTP server failed")
     }

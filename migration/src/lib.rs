@@ -6,6 +6,7 @@
 
 pub use sea_orm_migration::prelude::*;
 
+mod fillfactor;
 mod m20261123_000001_accounts;
 mod m20261123_000002_api_keys;
 mod m20261123_000003_usage;
@@ -19,6 +20,7 @@ mod m20261123_000010_rollup_totals;
 mod m20261123_000011_rollups_tenant_endpoint_index;
 mod m20261123_000012_rollup_totals_endpoints;
 mod m20261123_000013_rollups_fillfactor;
+mod m20261124_000014_api_keys_fillfactor;
 
 /// Sums `usage_rollups` into `usage_rollup_totals` with each row's endpoint set (what
 /// migrations 000010 and 000012 do to existing rows; public for their test).
@@ -47,6 +49,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000011_rollups_tenant_endpoint_index::Migration),
             Box::new(m20261123_000012_rollup_totals_endpoints::Migration),
             Box::new(m20261123_000013_rollups_fillfactor::Migration),
+            Box::new(m20261124_000014_api_keys_fillfactor::Migration),
         ]
     }
 }

@@ -4,7 +4,6 @@
 //! indexed column changes. With full pages every update also inserted entries into each
 //! index. Applies to pages written from now on. SQLite has no such setting.
 
-use sea_orm::{ConnectionTrait, DbBackend};
 use sea_orm_migration::prelude::*;
 
 #[derive(DeriveMigrationName)]
@@ -15,22 +14,10 @@ const TABLES: [&str; 3] = ["usage_rollups", "usage_rollup_totals", "usage_utiliz
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        set(manager, "fillfactor = 70").await
+        crate::fillfactor::set(manager, &TABLES, "fillfactor = 70").await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        set(manager, "fillfactor = 100").await
+        crate::fillfactor::set(manager, &TABLES, "fillfactor = 100").await
     }
-}
-
-async fn set(manager: &SchemaManager<'_>, setting: &str) -> Result<(), DbErr> {
-    let db = manager.get_connection();
-    if db.get_database_backend() != DbBackend::Postgres {
-        return Ok(());
-    }
-    for table in TABLES {
-        db.execute_unprepared(&format!("ALTER TABLE {table} SET ({setting})"))
-            .await?;
-    }
-    Ok(())
 }

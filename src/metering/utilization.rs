@@ -69,7 +69,16 @@ pub fn on_conflict(max: &str) -> String {
         .map(|c| format!("{c} = {max}(usage_utilization.{c}, excluded.{c})"))
         .collect::<Vec<_>>()
         .join(", ");
-    format!("ON CONFLICT (granularity, bucket_start, tenant_id, key_id) DO UPDATE SET {keep}")
+    // A row no window of which rises is left alone: no new row version, no write.
+    let rises = COLUMNS[4..]
+        .iter()
+        .map(|c| format!("excluded.{c} > usage_utilization.{c}"))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    format!(
+        "ON CONFLICT (granularity, bucket_start, tenant_id, key_id) DO UPDATE SET {keep} \
+         WHERE {rises}"
+    )
 }
 
 #[cfg(test)]

@@ -21,9 +21,8 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
 /// While events are flowing, the writer collects them this often instead of being woken for
 /// each one: a wake-up per event costs the request path a cross-thread notification.
 const LINGER: Duration = Duration::from_millis(10);
-/// Attempts per batch at shutdown before spooling. A pooled PostgreSQL connection opened by a
-/// request is tied to its HTTP worker's runtime and fails once that worker has stopped; the
-/// pool drops it, and the next attempt gets a working connection.
+/// Attempts per batch at shutdown before spooling: a connection that broke (a database
+/// restart, say) is dropped by the pool, and the next attempt gets a working one.
 const SHUTDOWN_ATTEMPTS: u32 = 3;
 
 pub(super) struct Writer {

@@ -74,8 +74,31 @@ async fn two_nodes_admit_exactly_the_shared_limit_and_meter_every_call() {
 async fn sigterm_under_load_drains_every_event() {
     let backend = backend_env().await;
     let (env, data_dir) = drain_only(&backend.vars);
-    let mut node = Node::start(&env, &data_dir).await;
-    let db = Database::connect(database_url(&env)).await.unwrap();
+    sigterm_under_load(&env, &data_dir, false).await;
+}
+
+/// As above with a buffer of 16: what arrives faster than the writer collects it (every
+/// 10 ms) goes to the spool, which only the shutdown replays. That replay runs on the writer's
+/// own connections (on pooled connections opened by HTTP workers, which stop first, it failed
+/// and left the events for the next start).
+#[tokio::test]
+async fn sigterm_with_events_in_the_spool_replays_them_before_exit() {
+    let backend = backend_env().await;
+    let (mut env, data_dir) = drain_only(&backend.vars);
+    env.retain(|(name, _)| !name.starts_with("TOLLGATE__METERING__"));
+    for name in ["BATCH_SIZE", "BUFFER_CAPACITY"] {
+        env.push((format!("TOLLGATE__METERING__{name}"), "16".into()));
+    }
+    sigterm_under_load(&env, &data_dir, true).await;
+}
+
+/// 32 clients call a key limited to 300 a minute until 600 answers are in, then the node gets
+/// SIGTERM: it exits 0 with an empty spool (`stop_cleanly`), having answered 300 calls with 200
+/// and the rest with 429, and every answer has exactly one event. `spooling`: events must have
+/// gone through the spool before SIGTERM.
+async fn sigterm_under_load(env: &[(String, String)], data_dir: &std::path::Path, spooling: bool) {
+    let mut node = Node::start(env, data_dir).await;
+    let db = Database::connect(database_url(env)).await.unwrap();
     let (key, secret) = key_through_api(&node, &db, 300).await;
 
     let load = Load::start(&[node.base.clone()], &secret, "sigterm", 32, usize::MAX);
@@ -85,6 +108,13 @@ async fn sigterm_under_load_drains_every_event() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let fallback = metric_at(&node.base, "tollgate_limiter_fallback_decisions_total").await;
+    let spooled = metric_at(&node.base, "tollgate_metering_spooled_total").await;
+    assert_eq!(
+        spooled > 0.0,
+        spooling,
+        "{spooled} events spooled before SIGTERM"
+    );
+    unknown_keys(&node, 32).await;
     load.mark();
     stop_cleanly(&mut [&mut node]).await;
     let answers = load.finish(Duration::from_secs(30)).await;
@@ -112,6 +142,22 @@ async fn sigterm_under_load_drains_every_event() {
 
     let events = events_by_agent(&db, key, answers.statuses.len()).await;
     assert_each_answer_metered_once(&events, &answers);
+}
+
+/// `n` concurrent calls with unknown keys: each is looked up in the database, so the HTTP
+/// workers open pooled connections, which die with the workers at shutdown.
+async fn unknown_keys(node: &Node, n: usize) {
+    let client = http();
+    let calls = (0..n).map(|_| {
+        let secret = format!("tg_live_{}", Uuid::new_v4().simple());
+        client
+            .get(node.url("/v1/ping"))
+            .header("X-API-Key", secret)
+            .send()
+    });
+    for answer in futures_util::future::join_all(calls).await {
+        assert_eq!(answer.unwrap().status().as_u16(), 401);
+    }
 }
 
 /// The backend's environment with a writer that never flushes on its own (only the shutdown
