@@ -16,6 +16,10 @@ use crate::{
     error::{Error, ErrorKind},
 };
 
+/// A pooled connection idle this long is pinged before it is handed out (a database restart
+/// meanwhile would have broken it); one used more recently is handed out as it is.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
+
 /// Daily partitions of `usage_events` kept ready ahead of today (PostgreSQL only).
 const PARTITION_DAYS_AHEAD: u64 = 7;
 
@@ -32,6 +36,9 @@ pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<DatabaseConn
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(settings.acquire_timeout_secs))
         .connect_timeout(Duration::from_secs(settings.acquire_timeout_secs))
+        // sqlx pings a pooled connection (a round trip) on every acquire by default, on top
+        // of the ping on every release; a connection in steady use needs no check.
+        .test_before_acquire_if_idle_for(PING_IF_IDLE_FOR)
         .sqlx_logging(false);
     if sqlite_path(url).is_some() {
         options.map_sqlx_sqlite_opts(|opts| {

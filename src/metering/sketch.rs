@@ -7,6 +7,8 @@
 //! stated to users). Merging two sketches is exact: the merged sketch equals the sketch of
 //! the union of their events, so percentiles over any range and filter merge bucket sketches.
 
+use std::borrow::Cow;
+
 use hdrhistogram::{
     Histogram,
     serialization::{Deserializer, Serializer, V2Serializer},
@@ -23,8 +25,21 @@ const V2_HEADER: usize = 40;
 const HALF_COUNT_MAGNITUDE: u32 = 7;
 const HALF_COUNT: u64 = 1 << HALF_COUNT_MAGNITUDE;
 
+/// Distinct buckets a sketch keeps as a sorted list before it becomes a histogram.
+const SPARSE_MAX: usize = 32;
+
+/// A sketch of few latencies (most rollup rows of a batch hold one to three) is a sorted list
+/// of (bucket index, count) pairs, 16 bytes a bucket; past [`SPARSE_MAX`] buckets it is the
+/// histogram itself, whose counts array is 2-9 KB from the first value on. Both record the
+/// same buckets, so encodings, merges and quantiles do not depend on which one a sketch is.
 #[derive(Clone, Debug)]
-pub struct LatencySketch(Histogram<u64>);
+pub struct LatencySketch(Repr);
+
+#[derive(Clone, Debug)]
+enum Repr {
+    Sparse(Vec<(u16, u64)>),
+    Dense(Histogram<u64>),
+}
 
 impl Default for LatencySketch {
     fn default() -> Self {
@@ -34,22 +49,13 @@ impl Default for LatencySketch {
 
 impl PartialEq for LatencySketch {
     fn eq(&self, other: &Self) -> bool {
-        self.0.len() == other.0.len()
-            && self
-                .0
-                .iter_recorded()
-                .map(|v| (v.value_iterated_to(), v.count_at_value()))
-                .eq(other
-                    .0
-                    .iter_recorded()
-                    .map(|v| (v.value_iterated_to(), v.count_at_value())))
+        self.buckets().eq(other.buckets())
     }
 }
 
 impl LatencySketch {
     pub fn new() -> Self {
-        // Auto-resizing: the counts array grows with the largest latency recorded.
-        Self(Histogram::new(SIGNIFICANT_DIGITS).expect("2 significant digits are valid"))
+        Self(Repr::Sparse(Vec::new()))
     }
 
     /// Records one call's latency (negative values count as 0).
@@ -58,37 +64,97 @@ impl LatencySketch {
     }
 
     pub fn record_n(&mut self, latency_us: i64, count: u64) {
-        let value = latency_us.max(0) as u64;
-        // Cannot fail: the histogram resizes to fit any u64.
-        self.0.record_n(value, count).ok();
+        self.record_index(index_of(latency_us.max(0) as u64), count);
+    }
+
+    /// Adds `count` to the bucket at `index` (of our layout).
+    fn record_index(&mut self, index: u16, count: u64) {
+        if count == 0 {
+            return;
+        }
+        match &mut self.0 {
+            Repr::Sparse(buckets) => {
+                match buckets.binary_search_by_key(&index, |(i, _)| *i) {
+                    Ok(at) => buckets[at].1 = buckets[at].1.saturating_add(count),
+                    Err(at) => buckets.insert(at, (index, count)),
+                }
+                if buckets.len() > SPARSE_MAX {
+                    self.0 = Repr::Dense(self.histogram().into_owned());
+                }
+            }
+            Repr::Dense(histogram) => {
+                // Cannot fail: the histogram resizes to fit any u64.
+                histogram.record_n(value_at(index.into()), count).ok();
+            }
+        }
     }
 
     pub fn merge(&mut self, other: &LatencySketch) {
-        // Cannot fail with auto-resize on.
-        self.0.add(&other.0).ok();
+        match (&mut self.0, &other.0) {
+            (Repr::Dense(ours), Repr::Dense(theirs)) => {
+                // Cannot fail with auto-resize on.
+                ours.add(theirs).ok();
+            }
+            _ => {
+                for (index, count) in other.buckets() {
+                    self.record_index(index, count);
+                }
+            }
+        }
     }
 
     /// Number of latencies recorded.
     pub fn count(&self) -> u64 {
-        self.0.len()
+        match &self.0 {
+            Repr::Sparse(buckets) => buckets.iter().map(|(_, n)| n).sum(),
+            Repr::Dense(histogram) => histogram.len(),
+        }
     }
 
     /// The latency at quantile `q` (0.0–1.0), within the error bound above; `None` when empty.
     pub fn quantile(&self, q: f64) -> Option<i64> {
-        if self.0.is_empty() {
+        let histogram = self.histogram();
+        if histogram.is_empty() {
             return None;
         }
-        let value = self.0.value_at_quantile(q.clamp(0.0, 1.0));
-        Some(self.0.median_equivalent(value) as i64)
+        let value = histogram.value_at_quantile(q.clamp(0.0, 1.0));
+        Some(histogram.median_equivalent(value) as i64)
     }
 
     /// The V2 encoding (uncompressed: a zig-zag LEB128 run-length of the counts).
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64);
         V2Serializer::new()
-            .serialize(&self.0, &mut out)
+            .serialize(&self.histogram(), &mut out)
             .expect("serializing into a Vec cannot fail");
         out
+    }
+
+    /// The non-empty buckets in index order, with their counts.
+    fn buckets(&self) -> Box<dyn Iterator<Item = (u16, u64)> + '_> {
+        match &self.0 {
+            Repr::Sparse(buckets) => Box::new(buckets.iter().copied()),
+            Repr::Dense(histogram) => Box::new(
+                histogram
+                    .iter_recorded()
+                    .map(|v| (index_of(v.value_iterated_to()), v.count_at_value())),
+            ),
+        }
+    }
+
+    /// This sketch as a histogram (built for the moment when it is a list).
+    fn histogram(&self) -> Cow<'_, Histogram<u64>> {
+        match &self.0 {
+            Repr::Dense(histogram) => Cow::Borrowed(histogram),
+            Repr::Sparse(buckets) => {
+                let mut histogram =
+                    Histogram::new(SIGNIFICANT_DIGITS).expect("2 significant digits are valid");
+                for (index, count) in buckets {
+                    histogram.record_n(value_at((*index).into()), *count).ok();
+                }
+                Cow::Owned(histogram)
+            }
+        }
     }
 
     /// Adds an encoded sketch ([`encode`](Self::encode)'s output) to this one, reading its
@@ -125,7 +191,9 @@ impl LatencySketch {
                 index = index.saturating_add(n.unsigned_abs());
             } else {
                 if n > 0 {
-                    self.0.record_n(value_at(index), n as u64).ok();
+                    // Beyond the last bucket a corrupt index cannot name a value: it counts
+                    // in the last one.
+                    self.record_index(index.min(MAX_INDEX) as u16, n as u64);
                 }
                 index += 1;
             }
@@ -142,8 +210,20 @@ impl LatencySketch {
             .deserialize(&mut &bytes[..])
             .map_err(|err| SketchError(format!("{err:?}")))?;
         histogram.auto(true);
-        Ok(Self(histogram))
+        Ok(Self(Repr::Dense(histogram)))
     }
+}
+
+/// The last bucket's index, the one holding `u64::MAX`.
+const MAX_INDEX: u64 = 57 * HALF_COUNT + HALF_COUNT - 1;
+
+/// The index of the bucket holding `value` in our layout (HdrHistogram's `index_for`), at
+/// most [`MAX_INDEX`].
+fn index_of(value: u64) -> u16 {
+    // Bucket 0 holds 0..256 one by one; bucket b > 0 holds 128..256 << b in steps of 2^b.
+    let bucket = 56 - (value | (2 * HALF_COUNT - 1)).leading_zeros();
+    let sub_bucket = value >> bucket;
+    (((u64::from(bucket) + 1) << HALF_COUNT_MAGNITUDE) + sub_bucket - HALF_COUNT) as u16
 }
 
 /// The lowest value of the bucket at `index` in our layout (HdrHistogram's `value_for`).
@@ -244,6 +324,72 @@ mod tests {
             let error = (got - want).abs() as f64 / want as f64;
             assert!(error <= 0.004, "q={q}: {got} vs exact {want} ({error})");
         }
+    }
+
+    #[test]
+    fn bucket_indexes_are_hdrhistograms() {
+        let mut values: Vec<u64> = (0..600).collect();
+        for shift in 8..63 {
+            let p = 1u64 << shift;
+            values.extend([p - 1, p, p + 1, p + p / 3]);
+        }
+        values.push(u64::MAX);
+        for v in values {
+            let mut histogram: Histogram<u64> = Histogram::new(SIGNIFICANT_DIGITS).unwrap();
+            histogram.record(v).unwrap();
+            let recorded = histogram
+                .iter_recorded()
+                .next()
+                .unwrap()
+                .value_iterated_to();
+            assert_eq!(index_of(recorded), index_of(v), "{v}");
+            if v < 1 << 63 {
+                assert_eq!(
+                    value_at(index_of(v).into()),
+                    histogram.lowest_equivalent(v),
+                    "{v}"
+                );
+            }
+        }
+        assert_eq!(u64::from(index_of(u64::MAX)), MAX_INDEX);
+    }
+
+    #[test]
+    fn lists_and_histograms_agree_whatever_the_order_of_merging() {
+        // 200 calls over ~100 buckets: the whole is a histogram, each part of 5 a list.
+        let values: Vec<i64> = (0..200i64).map(|i| 40 + (i * 7919) % 20_000).collect();
+        let mut whole = LatencySketch::new();
+        values.iter().for_each(|v| whole.record(*v));
+        assert!(matches!(whole.0, Repr::Dense(_)));
+
+        let parts: Vec<LatencySketch> = values
+            .chunks(5)
+            .map(|chunk| {
+                let mut part = LatencySketch::new();
+                chunk.iter().for_each(|v| part.record(*v));
+                assert!(matches!(part.0, Repr::Sparse(_)));
+                part
+            })
+            .collect();
+        let empty_histogram = LatencySketch::decode(&LatencySketch::new().encode()).unwrap();
+        assert!(matches!(empty_histogram.0, Repr::Dense(_)));
+        let (mut merged, mut by_bytes, mut into_dense) =
+            (LatencySketch::new(), LatencySketch::new(), empty_histogram);
+        for part in &parts {
+            merged.merge(part);
+            by_bytes.merge_encoded(&part.encode()).unwrap();
+            into_dense.merge(part);
+        }
+        for other in [&merged, &by_bytes, &into_dense] {
+            assert_eq!(other, &whole);
+            assert_eq!(other.encode(), whole.encode());
+            assert_eq!(other.count(), 200);
+            for q in [0.0, 0.5, 0.95, 0.99, 1.0] {
+                assert_eq!(other.quantile(q), whole.quantile(q), "q={q}");
+            }
+        }
+        // A list's encoding decodes to the same sketch.
+        assert_eq!(LatencySketch::decode(&parts[0].encode()).unwrap(), parts[0]);
     }
 
     #[test]
