@@ -118,6 +118,15 @@ pub async fn tenant_policy(
         .one(db)
         .await?
         .ok_or_else(|| Error::not_found(format!("No tenant {tenant}.")))?;
+    policy_of(db, &tenant, defaults).await
+}
+
+/// [`tenant_policy`] of a tenant row already read (its plan, if any, is read here).
+pub async fn policy_of(
+    db: &impl ConnectionTrait,
+    tenant: &tenants::Model,
+    defaults: &LimitSettings,
+) -> Result<TenantPolicy> {
     let plan = match tenant.plan_id {
         Some(plan) => plans::Entity::find_by_id(plan).one(db).await?,
         None => None,

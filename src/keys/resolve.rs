@@ -7,7 +7,7 @@
 //! period takes effect at once, never a cache lifetime later.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, Select};
 
 use super::{
     limits::{self, Limits},
@@ -15,7 +15,7 @@ use super::{
 };
 use crate::{
     config::LimitSettings,
-    entities::api_keys,
+    entities::{api_keys, tenants},
     error::{Error, Result},
     ids::{KeyId, TenantId},
 };
@@ -108,10 +108,16 @@ pub async fn load(
     hash: &str,
     defaults: &LimitSettings,
 ) -> Result<Option<CachedKey>> {
-    let Some(row) = find_row(db, hash).await? else {
+    // The key and its tenant in one query (a cache miss is on the request path).
+    let Some((row, tenant)) = find_rows(hash)
+        .find_also_related(tenants::Entity)
+        .one(db)
+        .await?
+    else {
         return Ok(None);
     };
-    let policy = limits::tenant_policy(db, row.tenant_id.into(), defaults).await?;
+    let tenant = tenant.ok_or_else(|| Error::not_found(format!("No tenant {}.", row.tenant_id)))?;
+    let policy = limits::policy_of(db, &tenant, defaults).await?;
     let effective = Limits::of_key(&row).or(policy.limits);
     Ok(Some(CachedKey::of(&row, hash, effective, policy.timezone)))
 }
@@ -136,10 +142,15 @@ pub async fn resolve(
 }
 
 async fn find_row(db: &impl ConnectionTrait, hash: &str) -> Result<Option<api_keys::Model>> {
+    Ok(find_rows(hash).one(db).await?)
+}
+
+/// The key answering to `hash` as its current or previous secret.
+fn find_rows(hash: &str) -> Select<api_keys::Entity> {
     let matches = Condition::any()
         .add(api_keys::Column::KeyHash.eq(hash))
         .add(api_keys::Column::PreviousKeyHash.eq(hash));
-    Ok(api_keys::Entity::find().filter(matches).one(db).await?)
+    api_keys::Entity::find().filter(matches)
 }
 
 #[cfg(test)]
