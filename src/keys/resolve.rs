@@ -130,7 +130,8 @@ pub async fn resolve(
     now: DateTime<Utc>,
 ) -> Result<api_keys::Model> {
     let hash = hex::encode(presented(Some(presented_secret))?);
-    let row = find_row(db, &hash)
+    let row = find_rows(&hash)
+        .one(db)
         .await?
         .ok_or_else(|| Error::unauthorized(INVALID))?;
     // Limits play no part in the rules; the snapshot is only checked.
@@ -139,10 +140,6 @@ pub async fn resolve(
         now,
     )?;
     Ok(row)
-}
-
-async fn find_row(db: &impl ConnectionTrait, hash: &str) -> Result<Option<api_keys::Model>> {
-    Ok(find_rows(hash).one(db).await?)
 }
 
 /// The key answering to `hash` as its current or previous secret.

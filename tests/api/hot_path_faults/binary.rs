@@ -77,18 +77,17 @@ async fn sigterm_under_load_drains_every_event() {
     sigterm_under_load(&env, &data_dir, false).await;
 }
 
-/// As above with a buffer of 16: what arrives faster than the writer collects it (every
-/// 10 ms) goes to the spool, which only the shutdown replays. That replay runs on the writer's
-/// own connections (on pooled connections opened by HTTP workers, which stop first, it failed
-/// and left the events for the next start).
+/// As above with batches and a buffer of 16 events: between the writer's flushes the load
+/// overflows into the spool, and what is still spooled at SIGTERM is replayed by the shutdown,
+/// on the writer's own connections (on pooled connections opened by HTTP workers, which stop
+/// first, that replay failed and left the events for the next start).
 #[tokio::test]
 async fn sigterm_with_events_in_the_spool_replays_them_before_exit() {
     let backend = backend_env().await;
-    let (mut env, data_dir) = drain_only(&backend.vars);
-    env.retain(|(name, _)| !name.starts_with("TOLLGATE__METERING__"));
-    for name in ["BATCH_SIZE", "BUFFER_CAPACITY"] {
-        env.push((format!("TOLLGATE__METERING__{name}"), "16".into()));
-    }
+    let (env, data_dir) = with_metering(
+        &backend.vars,
+        &[("BATCH_SIZE", "16"), ("BUFFER_CAPACITY", "16")],
+    );
     sigterm_under_load(&env, &data_dir, true).await;
 }
 
@@ -163,18 +162,29 @@ async fn unknown_keys(node: &Node, n: usize) {
 /// The backend's environment with a writer that never flushes on its own (only the shutdown
 /// drain can store the events), and the data directory (the SQLite database is in it).
 fn drain_only(vars: &[(String, String)]) -> (Vec<(String, String)>, PathBuf) {
+    with_metering(
+        vars,
+        &[
+            ("FLUSH_INTERVAL_MS", "600000"),
+            ("BATCH_SIZE", "100000"),
+            ("BUFFER_CAPACITY", "100000"),
+        ],
+    )
+}
+
+/// The backend's environment with these `metering` settings, and the data directory.
+fn with_metering(
+    vars: &[(String, String)],
+    settings: &[(&str, &str)],
+) -> (Vec<(String, String)>, PathBuf) {
     let mut env = vars.to_vec();
     let data_dir = env
         .iter()
         .find(|(name, _)| name == "TOLLGATE__DATA__DIR")
         .map(|(_, dir)| PathBuf::from(dir))
         .unwrap();
-    for (name, value) in [
-        ("FLUSH_INTERVAL_MS", "600000"),
-        ("BATCH_SIZE", "100000"),
-        ("BUFFER_CAPACITY", "100000"),
-    ] {
-        env.push((format!("TOLLGATE__METERING__{name}"), value.into()));
+    for (name, value) in settings {
+        env.push((format!("TOLLGATE__METERING__{name}"), (*value).into()));
     }
     (env, data_dir)
 }
