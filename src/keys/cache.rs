@@ -3,25 +3,27 @@
 //! answers to, so a client retrying a bad secret never reaches the database.
 //!
 //! A hit costs one concurrent-map lookup and no allocation. The rules (`resolve::check`)
-//! are applied to every answer, cached or not. Entries live `keys.cache_ttl_secs` (negative
-//! ones `keys.negative_ttl_secs`) as a safety net; changes are pushed out by `keys::events`.
+//! are applied to every answer, cached or not. Entries answer for `keys.cache_ttl_secs`
+//! (negative ones `keys.negative_ttl_secs`) as a safety net; changes are pushed out by
+//! `keys::events`.
 //!
-//! Stale if error: the last copy loaded of each key is also kept for
-//! `keys.stale_if_error_secs` more. When a key's entry has expired and reloading it fails, or
-//! takes longer than [`RELOAD_WAIT`], that copy is put back for another lifetime, so calls of
+//! Stale if error: an entry past its lifetime stays in the cache, as the key's last good
+//! copy, for `keys.stale_if_error_secs` more. The next call reloads it; when that fails, or
+//! takes longer than [`RELOAD_WAIT`], the copy answers for another lifetime, so calls of
 //! known keys go on through an outage of the database, each key paying at most one bounded
-//! reload attempt per lifetime. Invalidations drop both copies.
+//! reload attempt per lifetime. Invalidations drop the entry, copy and all. One entry per
+//! key either way: a second cache of last good copies cost ~0.4 KB per key.
 
 use std::{
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use chrono::{DateTime, Utc};
-use moka::future::Cache;
+use moka::{Entry, future::Cache, ops::compute::Op};
 use sea_orm::ConnectionTrait;
 use tokio::time::timeout;
 
@@ -48,15 +50,33 @@ pub struct KeyCache {
 }
 
 struct Inner {
-    known: Cache<Digest, Arc<CachedKey>>,
-    /// The last copy loaded of each key, outliving `known`'s by `keys.stale_if_error_secs`:
-    /// served when a reload fails. `None` when that is 0.
-    last_good: Option<Cache<Digest, Arc<CachedKey>>>,
+    /// Fresh entries, and past their lifetime the last good copies (see the module docs).
+    known: Cache<Digest, Cached>,
     unknown: Cache<Digest, ()>,
     /// Bumped before every invalidation, so a load that overlapped one knows its answer
     /// may predate the change.
     generation: AtomicU64,
+    lifetime: Duration,
+    /// `keys.stale_if_error_secs`.
+    grace: Duration,
     defaults: LimitSettings,
+}
+
+/// A key's entry.
+#[derive(Clone)]
+struct Cached {
+    key: Arc<CachedKey>,
+    /// Until then it answers without the database.
+    fresh_until: Instant,
+    /// Until then a failed reload may serve it again: its last load, plus a lifetime, plus
+    /// the grace.
+    servable_until: Instant,
+}
+
+impl Cached {
+    fn is_fresh(&self) -> bool {
+        Instant::now() < self.fresh_until
+    }
 }
 
 /// Why a load did not produce a key (shared between the callers coalesced on one load).
@@ -66,21 +86,27 @@ enum Miss {
     Failed(Error),
 }
 
+/// What one attempt at a missing or expired entry came to.
+enum Loaded {
+    /// A key: loaded, or its last good copy served again after `Some(reload error)`.
+    Key(Arc<CachedKey>, Option<Error>),
+    /// No key answers to the digest (now remembered as unknown).
+    Unknown,
+    /// The database failed and no copy may stand in.
+    Failed(Error),
+    /// Another caller refreshed or dropped the entry meanwhile: look again.
+    Again,
+}
+
 impl KeyCache {
     pub fn new(settings: &KeySettings, defaults: &LimitSettings) -> Self {
+        let lifetime = Duration::from_secs(settings.cache_ttl_secs);
+        let grace = Duration::from_secs(settings.stale_if_error_secs);
         let known = Cache::builder()
             .name("api_keys")
             .max_capacity(settings.cache_capacity)
-            .time_to_live(Duration::from_secs(settings.cache_ttl_secs))
+            .time_to_live(lifetime + grace)
             .build();
-        let last_good = (settings.stale_if_error_secs > 0).then(|| {
-            let grace = Duration::from_secs(settings.stale_if_error_secs);
-            Cache::builder()
-                .name("api_keys_last_good")
-                .max_capacity(settings.cache_capacity)
-                .time_to_live(Duration::from_secs(settings.cache_ttl_secs) + grace)
-                .build()
-        });
         let unknown = Cache::builder()
             .name("unknown_api_keys")
             .max_capacity(settings.cache_capacity)
@@ -89,9 +115,10 @@ impl KeyCache {
         Self {
             inner: Arc::new(Inner {
                 known,
-                last_good,
                 unknown,
                 generation: AtomicU64::new(0),
+                lifetime,
+                grace,
                 defaults: defaults.clone(),
             }),
         }
@@ -121,24 +148,66 @@ impl KeyCache {
     }
 
     /// The key answering to `digest`, usable or not (401 when none does); callers apply
-    /// `resolve::check`.
+    /// `resolve::check`. One database load per digest however many callers wait for it.
     pub async fn known(
         &self,
         db: &impl ConnectionTrait,
         digest: &Digest,
     ) -> Result<Arc<CachedKey>> {
-        match self.inner.known.get(digest).await {
-            Some(key) => Ok(key),
-            None => self.load(db, digest).await,
+        let inner = &self.inner;
+        for _ in 0..MAX_LOAD_ATTEMPTS {
+            let cached = inner.known.get(digest).await;
+            if let Some(cached) = &cached
+                && cached.is_fresh()
+            {
+                return Ok(cached.key.clone());
+            }
+            let generation = inner.generation.load(Ordering::Acquire);
+            let loaded = match cached {
+                Some(_) => self.refresh(db, digest).await,
+                None => self.load(db, digest).await,
+            };
+            // Cached first, checked second: an invalidation that overlapped the load either
+            // bumped the generation before this check (the entry is dropped here) or drops
+            // the entry itself afterwards.
+            if inner.generation.load(Ordering::Acquire) != generation {
+                self.forget(digest).await;
+                continue;
+            }
+            match loaded {
+                Loaded::Key(key, None) => return Ok(key),
+                Loaded::Key(stale, Some(err)) => {
+                    metrics::counter!("tollgate_key_cache_stale_served_total").increment(1);
+                    let cause = err.source.as_ref().map(|s| format!("{s:#}"));
+                    tracing::warn!(
+                        key_id = %stale.id,
+                        error = %cause.as_deref().unwrap_or(&err.detail),
+                        "reloading an API key failed; serving its last good copy for another \
+                         cache lifetime"
+                    );
+                    return Ok(stale);
+                }
+                Loaded::Unknown => return Err(Error::unauthorized(INVALID)),
+                Loaded::Failed(err) => return Err(err),
+                Loaded::Again => {}
+            }
         }
+        // Changes keep racing the load: answer from the database without caching.
+        self.fetch(db, digest).await.map_err(|miss| match miss {
+            Miss::Unknown => Error::unauthorized(INVALID),
+            Miss::Failed(err) => err,
+        })
     }
 
     /// The cached answer for `secret`, if any, without loading: `Some(None)` is a negative
-    /// entry. For tests and diagnostics.
+    /// entry. A last good copy past its lifetime is not an answer. For tests and
+    /// diagnostics.
     pub async fn peek(&self, secret: &str) -> Option<Option<Arc<CachedKey>>> {
         let digest = digest(secret);
-        if let Some(key) = self.inner.known.get(&digest).await {
-            return Some(Some(key));
+        if let Some(cached) = self.inner.known.get(&digest).await
+            && cached.is_fresh()
+        {
+            return Some(Some(cached.key));
         }
         self.inner.unknown.get(&digest).await.map(|()| None)
     }
@@ -149,11 +218,7 @@ impl KeyCache {
         for hash in hashes {
             let mut digest = Digest::default();
             if hex::decode_to_slice(hash, &mut digest).is_ok() {
-                self.inner.known.invalidate(&digest).await;
-                if let Some(last_good) = &self.inner.last_good {
-                    last_good.invalidate(&digest).await;
-                }
-                self.inner.unknown.invalidate(&digest).await;
+                self.forget(&digest).await;
             }
         }
     }
@@ -162,95 +227,85 @@ impl KeyCache {
     pub fn invalidate_all(&self) {
         self.inner.generation.fetch_add(1, Ordering::AcqRel);
         self.inner.known.invalidate_all();
-        if let Some(last_good) = &self.inner.last_good {
-            last_good.invalidate_all();
-        }
         self.inner.unknown.invalidate_all();
     }
 
-    /// A cache miss: one database load per digest however many callers wait for it.
-    async fn load(&self, db: &impl ConnectionTrait, digest: &Digest) -> Result<Arc<CachedKey>> {
-        let inner = &self.inner;
-        if inner.unknown.get(digest).await.is_some() {
-            return Err(Error::unauthorized(INVALID));
-        }
-        for _ in 0..MAX_LOAD_ATTEMPTS {
-            let generation = inner.generation.load(Ordering::Acquire);
-            let last_good = match &inner.last_good {
-                Some(copies) => copies.get(digest).await,
-                None => None,
-            };
-            let fetch = self.fetch_within(db, digest, last_good.is_some());
-            let loaded = inner.known.try_get_with(*digest, fetch).await;
-            // Inserted first, checked second: an invalidation that overlapped the load either
-            // bumped the generation before this check (the entry is dropped here) or removes
-            // the entry itself afterwards.
-            let changed = inner.generation.load(Ordering::Acquire) != generation;
-            match loaded {
-                Ok(key) if !changed => {
-                    if let Some(copies) = &inner.last_good {
-                        copies.insert(*digest, key.clone()).await;
-                    }
-                    return Ok(key);
-                }
-                Ok(_) => inner.known.invalidate(digest).await,
-                Err(miss) => match &*miss {
-                    Miss::Unknown => {
-                        // Deleted behind the cache's back: nothing may revive it later.
-                        if let Some(copies) = &inner.last_good {
-                            copies.invalidate(digest).await;
-                        }
-                        inner.unknown.insert(*digest, ()).await;
-                        if inner.generation.load(Ordering::Acquire) == generation {
-                            return Err(Error::unauthorized(INVALID));
-                        }
-                        inner.unknown.invalidate(digest).await;
-                    }
-                    Miss::Failed(err) => {
-                        let Some(stale) = last_good else {
-                            return Err(reowned(err));
-                        };
-                        if let Some(served) = self.revive(digest, stale, generation, err).await {
-                            return Ok(served);
-                        }
-                    }
-                },
-            }
-        }
-        // Changes keep racing the load: answer from the database without caching.
-        self.fetch(db, digest).await.map_err(|miss| match miss {
-            Miss::Unknown => Error::unauthorized(INVALID),
-            Miss::Failed(err) => err,
-        })
+    async fn forget(&self, digest: &Digest) {
+        self.inner.known.invalidate(digest).await;
+        self.inner.unknown.invalidate(digest).await;
     }
 
-    /// Puts `stale` (the last good copy) back for another lifetime after a reload failed
-    /// with `err`; `None` when a change overlapped (the caller loads again).
-    async fn revive(
-        &self,
-        digest: &Digest,
-        stale: Arc<CachedKey>,
-        generation: u64,
-        err: &Error,
-    ) -> Option<Arc<CachedKey>> {
+    /// No entry: loads the key, or remembers that none answers.
+    async fn load(&self, db: &impl ConnectionTrait, digest: &Digest) -> Loaded {
         let inner = &self.inner;
-        if let Some(revived) = inner.known.get(digest).await {
-            // Another caller of the same failed reload put it back already.
-            return Some(revived);
+        if inner.unknown.get(digest).await.is_some() {
+            return Loaded::Unknown;
         }
-        inner.known.insert(*digest, stale.clone()).await;
-        if inner.generation.load(Ordering::Acquire) != generation {
-            inner.known.invalidate(digest).await;
-            return None;
+        let fetch = async { self.fetch(db, digest).await.map(|key| self.fresh(key)) };
+        match inner.known.try_get_with(*digest, fetch).await {
+            Ok(cached) => Loaded::Key(cached.key, None),
+            Err(miss) => match &*miss {
+                Miss::Unknown => {
+                    inner.unknown.insert(*digest, ()).await;
+                    Loaded::Unknown
+                }
+                Miss::Failed(err) => Loaded::Failed(reowned(err)),
+            },
         }
-        metrics::counter!("tollgate_key_cache_stale_served_total").increment(1);
-        let cause = err.source.as_ref().map(|s| format!("{s:#}"));
-        tracing::warn!(
-            key_id = %stale.id,
-            error = %cause.as_deref().unwrap_or(&err.detail),
-            "reloading an API key failed; serving its last good copy for another cache lifetime"
-        );
-        Some(stale)
+    }
+
+    /// An entry past its lifetime: reloads it, one caller at a time (the callers queued
+    /// behind the first find it fresh), and serves the last good copy again when reloading
+    /// fails within the grace.
+    async fn refresh(&self, db: &impl ConnectionTrait, digest: &Digest) -> Loaded {
+        let mut loaded = Loaded::Again;
+        let outcome = &mut loaded;
+        self.inner
+            .known
+            .entry(*digest)
+            .and_compute_with(|current| async move {
+                let Some(stale) = current.map(Entry::into_value).filter(|c| !c.is_fresh()) else {
+                    return Op::Nop;
+                };
+                let servable = Instant::now() < stale.servable_until;
+                match self.fetch_within(db, digest, servable).await {
+                    Ok(key) => {
+                        *outcome = Loaded::Key(key.clone(), None);
+                        Op::Put(self.fresh(key))
+                    }
+                    Err(Miss::Unknown) => {
+                        // Deleted behind the cache's back: nothing may revive it later.
+                        *outcome = Loaded::Unknown;
+                        Op::Remove
+                    }
+                    Err(Miss::Failed(err)) if servable => {
+                        *outcome = Loaded::Key(stale.key.clone(), Some(err));
+                        Op::Put(Cached {
+                            fresh_until: Instant::now() + self.inner.lifetime,
+                            ..stale
+                        })
+                    }
+                    Err(Miss::Failed(err)) => {
+                        *outcome = Loaded::Failed(err);
+                        Op::Remove
+                    }
+                }
+            })
+            .await;
+        if let Loaded::Unknown = loaded {
+            self.inner.unknown.insert(*digest, ()).await;
+        }
+        loaded
+    }
+
+    /// A key just loaded, as an entry.
+    fn fresh(&self, key: Arc<CachedKey>) -> Cached {
+        let fresh_until = Instant::now() + self.inner.lifetime;
+        Cached {
+            key,
+            fresh_until,
+            servable_until: fresh_until + self.inner.grace,
+        }
     }
 
     /// [`Self::fetch`], given at most [`RELOAD_WAIT`] when a last good copy can stand in.

@@ -52,6 +52,36 @@ async fn a_cached_key_answers_without_the_database_until_its_lifetime_ends() {
     .await;
 }
 
+/// An entry past its lifetime is reloaded (it stays cached as the last good copy, but the
+/// next call asks the database): the key's state changed behind the cache's back is what
+/// answers, and the reload is cached again.
+#[tokio::test]
+async fn an_expired_entry_is_reloaded_with_the_keys_current_state() {
+    let app = spawn_app_with(|s| s.keys.cache_ttl_secs = 1).await;
+    let owner = new_tenant_member(&app, Role::Owner).await;
+    let (id, secret) = new_key(&app, &owner, "reloaded").await;
+    let limit = |response: &reqwest::Response| {
+        response.headers()["x-ratelimit-minute-limit"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    let first = app.ping(&secret).await;
+    assert_eq!(first.status(), 200);
+    assert_ne!(limit(&first), "7");
+
+    change_behind_the_cache(&app, &id, |row| row.limit_per_minute = Set(Some(7))).await;
+    let cached = app.ping(&secret).await;
+    assert_ne!(limit(&cached), "7", "the cached copy, within its lifetime");
+
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(!is_cached(&app, &secret).await, "past its lifetime");
+    let reloaded = app.ping(&secret).await;
+    assert_eq!(reloaded.status(), 200);
+    assert_eq!(limit(&reloaded), "7", "reloaded from the database");
+    assert!(is_cached(&app, &secret).await, "and cached again");
+}
+
 /// Reloading an expired entry fails (the keys table is renamed away, on either backend): the
 /// key's last good copy answers instead, but never the copy of a key changed meanwhile, nor
 /// of one deleted behind the cache's back.
@@ -95,6 +125,22 @@ async fn a_failed_reload_serves_the_last_good_copy_but_never_a_changed_keys() {
     assert_eq!(status(&app, &changed).await, 200, "reloaded");
 }
 
+/// Updates a key's row directly: no broadcast, so only the cache's lifetime ends its copy.
+async fn change_behind_the_cache(
+    app: &TestApp,
+    id: &str,
+    change: impl FnOnce(&mut api_keys::ActiveModel),
+) {
+    let row = api_keys::Entity::find_by_id(key_uuid(id))
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut row: api_keys::ActiveModel = row.into();
+    change(&mut row);
+    row.update(&app.state.db).await.unwrap();
+}
+
 async fn rename_keys_table(app: &TestApp, from: &str, to: &str) {
     use sea_orm::ConnectionTrait;
     let sql = format!("ALTER TABLE {from} RENAME TO {to}");
@@ -112,14 +158,7 @@ async fn unknown_secrets_are_remembered_as_unknown() {
     assert_eq!(app.state.key_cache.peek(&unknown).await, Some(None));
 
     // Behind the cache's back, a key now answers to that secret.
-    let row = api_keys::Entity::find_by_id(key_uuid(&id))
-        .one(&app.state.db)
-        .await
-        .unwrap()
-        .unwrap();
-    let mut row: api_keys::ActiveModel = row.into();
-    row.key_hash = Set(hash_secret(&unknown));
-    row.update(&app.state.db).await.unwrap();
+    change_behind_the_cache(&app, &id, |row| row.key_hash = Set(hash_secret(&unknown))).await;
     assert_eq!(
         status(&app, &unknown).await,
         401,

@@ -19,7 +19,7 @@ use std::{
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ConnAcquireErr, DbErr, RuntimeErr,
-    sqlx::{self, Executor, PgConnection, PgPool, Row},
+    sqlx::{self, Connection, Executor, PgConnection, PgPool, Row},
 };
 use uuid::Uuid;
 
@@ -75,19 +75,26 @@ fn copy_into(table: &str) -> String {
 
 pub async fn insert(pool: &PgPool, events: &[UsageEvent]) -> Result<u64, DbErr> {
     let payload = copy::encode(events);
-    match insert_fresh(pool, events, &payload).await {
-        Err(err) if is_unique_violation(&err) => insert_idempotent(pool, events, &payload).await,
+    let mut conn = pool.acquire().await.map_err(acquire_err)?;
+    let stored = match insert_fresh(&mut conn, events, &payload).await {
+        Err(err) if is_unique_violation(&err) => {
+            insert_idempotent(&mut conn, events, &payload).await
+        }
         other => other.map_err(exec_err),
-    }
+    };
+    // A batch's statements (its rollups bound as arrays, the rows they return) grow the
+    // connection's buffers to megabytes, which it would otherwise keep for good.
+    conn.shrink_buffers();
+    stored
 }
 
 /// The fast path: every event is new, or the whole transaction fails with 23505.
 async fn insert_fresh(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     events: &[UsageEvent],
     payload: &[u8],
 ) -> Result<u64, sqlx::Error> {
-    let mut tx = pool.begin().await?;
+    let mut tx = conn.begin().await?;
     let copied = send_copy(&mut tx, &COPY_DIRECT, payload).await?;
     let (ids, counts, lasts) = per_key(events);
     if !ids.is_empty() {
@@ -105,11 +112,11 @@ async fn insert_fresh(
 
 /// The idempotent path through the staging table.
 async fn insert_idempotent(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     events: &[UsageEvent],
     payload: &[u8],
 ) -> Result<u64, DbErr> {
-    let mut tx = pool.begin().await.map_err(acquire_err)?;
+    let mut tx = conn.begin().await.map_err(exec_err)?;
     (&mut *tx).execute(CREATE_STAGING).await.map_err(exec_err)?;
     send_copy(&mut tx, &COPY_STAGING, payload)
         .await
