@@ -70,6 +70,27 @@ async fn two_nodes_admit_exactly_the_shared_limit_and_meter_every_call() {
     assert_eq!(usage_count(&db, key).await, 3000);
 }
 
+/// `serve` restarts itself (same process) with mimalloc purging freed memory at once, unless
+/// the environment already sets the option.
+#[tokio::test]
+async fn serve_runs_with_freed_memory_purged_at_once_unless_told_otherwise() {
+    let backend = backend_env().await;
+    for (set, expected) in [(None, "0"), (Some("250"), "250")] {
+        let mut env = backend.vars.clone();
+        env.extend(set.map(|delay| ("MIMALLOC_PURGE_DELAY".to_owned(), delay.to_owned())));
+        let (env, data_dir) = with_metering(&env, &[]);
+        let mut node = Node::start(&env, &data_dir).await;
+        let environ = std::fs::read(format!("/proc/{}/environ", node.pid())).unwrap();
+        let delays: Vec<String> = environ
+            .split(|b| *b == 0)
+            .filter_map(|var| var.strip_prefix(b"MIMALLOC_PURGE_DELAY="))
+            .map(|value| String::from_utf8_lossy(value).into_owned())
+            .collect();
+        assert_eq!(delays, [expected], "the serving process's environment");
+        stop_cleanly(&mut [&mut node]).await;
+    }
+}
+
 #[tokio::test]
 async fn sigterm_under_load_drains_every_event() {
     let backend = backend_env().await;

@@ -50,6 +50,11 @@ impl Node {
         node
     }
 
+    /// The process id `tollgate serve` was started with.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
