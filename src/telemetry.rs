@@ -205,14 +205,22 @@ mod tests {
     #[test]
     fn the_recorder_is_kept_up_without_scrapes() {
         metrics_handle();
-        let threads = std::fs::read_dir("/proc/self/task").expect("procfs");
-        let names: Vec<String> = threads
-            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
-            .map(|name| name.trim().to_owned())
-            .collect();
-        assert!(
-            names.iter().any(|name| name == UPKEEP_THREAD),
-            "no {UPKEEP_THREAD} thread among {names:?}"
-        );
+        let names = || -> Vec<String> {
+            let threads = std::fs::read_dir("/proc/self/task").expect("procfs");
+            threads
+                .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+                .map(|name| name.trim().to_owned())
+                .collect()
+        };
+        // A new thread names itself once it runs, a moment after it was spawned.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !names().iter().any(|name| name == UPKEEP_THREAD) {
+            assert!(
+                Instant::now() < deadline,
+                "no {UPKEEP_THREAD} thread among {:?}",
+                names()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
