@@ -163,9 +163,11 @@ impl KeyCache {
                 return Ok(cached.key.clone());
             }
             let generation = inner.generation.load(Ordering::Acquire);
+            // Boxed: the loads' futures (moka's and the query's) are kilobytes, and a hit,
+            // which needs none of them, would otherwise carry and move them on every call.
             let loaded = match cached {
-                Some(_) => self.refresh(db, digest).await,
-                None => self.load(db, digest).await,
+                Some(_) => Box::pin(self.refresh(db, digest)).await,
+                None => Box::pin(self.load(db, digest)).await,
             };
             // Cached first, checked second: an invalidation that overlapped the load either
             // bumped the generation before this check (the entry is dropped here) or drops
@@ -193,10 +195,12 @@ impl KeyCache {
             }
         }
         // Changes keep racing the load: answer from the database without caching.
-        self.fetch(db, digest).await.map_err(|miss| match miss {
-            Miss::Unknown => Error::unauthorized(INVALID),
-            Miss::Failed(err) => err,
-        })
+        Box::pin(self.fetch(db, digest))
+            .await
+            .map_err(|miss| match miss {
+                Miss::Unknown => Error::unauthorized(INVALID),
+                Miss::Failed(err) => err,
+            })
     }
 
     /// The cached answer for `secret`, if any, without loading: `Some(None)` is a negative
