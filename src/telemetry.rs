@@ -30,8 +30,8 @@ use crate::{
 pub const HTTP_DURATION: &str = "http_server_request_duration_seconds";
 
 /// How often the recorder folds the histograms' recorded samples into their buckets. Until
-/// then every sample is kept, one per call: without upkeep, a server nobody scrapes grows by
-/// ~8 bytes per request for ever.
+/// then every sample is kept, one per call: without upkeep, a server nobody scrapes grows with
+/// every request for ever (5.5 MB after 169k requests in a heap profile, ~33 bytes each).
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// The name of the thread that runs the recorder's upkeep (Linux keeps 15 bytes of it).
@@ -201,7 +201,8 @@ impl RootSpanBuilder for RequestSpan {
 mod tests {
     use super::*;
 
-    /// The upkeep runs whether or not anyone scrapes `/metrics` (rendering runs it too).
+    /// The upkeep thread starts with the recorder, whether or not anyone scrapes `/metrics`
+    /// (what is checked here is that thread; the upkeep itself is the exporter's `run_upkeep`).
     #[test]
     fn the_recorder_is_kept_up_without_scrapes() {
         metrics_handle();
