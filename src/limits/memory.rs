@@ -20,59 +20,108 @@ const IDLE_MS: u64 = 35 * 24 * 3600 * 1000;
 /// A shard sweeps idle keys when it grows past this many.
 const SWEEP_ABOVE: usize = 8192;
 
-/// Counters of one key.
+/// Counters of one key: 176 bytes while its counts fit in 32 bits (about 30 MB less than
+/// 64-bit counts for 100,000 active keys, table slack included).
 #[derive(Clone, Default)]
 struct KeyState {
-    sliding: [Ring; 3],
+    buckets: Buckets,
+    /// The latest instant counted (ms, the latest when the clock stepped back): each window's
+    /// latest bucket is the one holding it. Also when the key was last active.
+    head_ms: u64,
     month_id: u32,
     month_used: u64,
-    last_ms: u64,
 }
 
-/// Bucket counts of one window: `count[b % SLOTS]` is bucket `b`'s for the [`SLOTS`]
-/// buckets up to `head`, the latest bucket counted (slots are emptied as it moves on). One
-/// bucket number per ring rather than one per slot: 112 bytes instead of 208, which for
-/// 100,000 active keys is ~30 MB.
-#[derive(Clone, Copy, Default)]
-struct Ring {
-    head: u64,
-    count: [u64; SLOTS],
+/// Bucket counts of the three sliding windows: `count[w][b % SLOTS]` is window `w`'s bucket
+/// `b`, for the [`SLOTS`] buckets up to the one holding `head_ms` (slots are emptied as it
+/// moves on). 32-bit counts, widened for good the first time one would overflow (a limit
+/// above 4,294,967,295 units per bucket).
+#[derive(Clone)]
+enum Buckets {
+    Narrow([[u32; SLOTS]; 3]),
+    Wide(Box<[[u64; SLOTS]; 3]>),
 }
 
-impl Ring {
-    /// Whether bucket `b`'s count is in its slot.
-    fn holds(&self, b: u64) -> bool {
-        b <= self.head && self.head - b < SLOTS as u64
+impl Default for Buckets {
+    fn default() -> Self {
+        Self::Narrow([[0; SLOTS]; 3])
+    }
+}
+
+impl Buckets {
+    fn get(&self, w: usize, slot: usize) -> u64 {
+        match self {
+            Self::Narrow(count) => count[w][slot].into(),
+            Self::Wide(count) => count[w][slot],
+        }
     }
 
-    fn slot(b: u64) -> usize {
-        (b % SLOTS as u64) as usize
+    fn clear(&mut self, w: usize, slot: usize) {
+        match self {
+            Self::Narrow(count) => count[w][slot] = 0,
+            Self::Wide(count) => count[w][slot] = 0,
+        }
     }
 
-    /// Counts of the buckets ending with `current`, oldest first.
-    fn window(&self, current: u64) -> [u64; SLOTS] {
+    fn add(&mut self, w: usize, slot: usize, cost: u64) {
+        if let Self::Narrow(count) = self {
+            match u32::try_from(u64::from(count[w][slot]) + cost) {
+                Ok(sum) => {
+                    count[w][slot] = sum;
+                    return;
+                }
+                Err(_) => *self = Self::Wide(Box::new(count.map(|c| c.map(u64::from)))),
+            }
+        }
+        if let Self::Wide(count) = self {
+            count[w][slot] += cost;
+        }
+    }
+}
+
+fn slot(b: u64) -> usize {
+    (b % SLOTS as u64) as usize
+}
+
+impl KeyState {
+    /// Whether bucket `b` of window `w` has its count in its slot.
+    fn holds(&self, w: &Sliding, b: u64) -> bool {
+        let head = w.bucket(self.head_ms);
+        b <= head && head - b < SLOTS as u64
+    }
+
+    /// Counts of window `i`'s buckets ending with `current`, oldest first.
+    fn window(&self, i: usize, current: u64) -> [u64; SLOTS] {
+        let w = &SLIDING[i];
         let mut out = [0; SLOTS];
-        for (i, slot) in out.iter_mut().enumerate() {
-            let b = (current + i as u64 + 1).wrapping_sub(SLOTS as u64);
-            if self.holds(b) {
-                *slot = self.count[Self::slot(b)];
+        for (k, count) in out.iter_mut().enumerate() {
+            let b = (current + k as u64 + 1).wrapping_sub(SLOTS as u64);
+            if self.holds(w, b) {
+                *count = self.buckets.get(i, slot(b));
             }
         }
         out
     }
 
-    fn add(&mut self, current: u64, cost: u64) {
-        if current > self.head {
-            // The buckets after the old head, up to `current`, start empty.
-            let fresh = (current - self.head).min(SLOTS as u64);
-            for b in current + 1 - fresh..=current {
-                self.count[Self::slot(b)] = 0;
+    /// Counts `cost` at `now_ms` in every sliding window.
+    fn add(&mut self, now_ms: u64, cost: u64) {
+        if now_ms > self.head_ms {
+            for (i, w) in SLIDING.iter().enumerate() {
+                // The buckets after the old head, up to the new one, start empty.
+                let (old, new) = (w.bucket(self.head_ms), w.bucket(now_ms));
+                let fresh = (new - old).min(SLOTS as u64);
+                for b in new + 1 - fresh..=new {
+                    self.buckets.clear(i, slot(b));
+                }
             }
-            self.head = current;
+            self.head_ms = now_ms;
         }
-        // A bucket older than every slot (the clock stepped back that far) counts nowhere.
-        if self.holds(current) {
-            self.count[Self::slot(current)] += cost;
+        for (i, w) in SLIDING.iter().enumerate() {
+            // A bucket older than every slot (the clock stepped back that far) counts nowhere.
+            let b = w.bucket(now_ms);
+            if self.holds(w, b) {
+                self.buckets.add(i, slot(b), cost);
+            }
         }
     }
 }
@@ -102,13 +151,13 @@ impl MemoryLimiter {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         if map.len() > SWEEP_ABOVE {
-            map.retain(|_, state| now_ms.saturating_sub(state.last_ms) < IDLE_MS);
+            map.retain(|_, state| now_ms.saturating_sub(state.head_ms) < IDLE_MS);
         }
         let state = map.entry(req.key).or_default();
         let limits = [req.quota.minute, req.quota.hour, req.quota.day].map(|l| self.scaled(l));
         let mut sliding = [WindowState::default(); 3];
         for (i, w) in SLIDING.iter().enumerate() {
-            let counts = state.sliding[i].window(w.bucket(now_ms));
+            let counts = state.window(i, w.bucket(now_ms));
             sliding[i] = judge_sliding(w, &counts, limits[i], req.cost, now_ms);
         }
         let month = req.quota.month.map(|limit| {
@@ -132,45 +181,102 @@ impl MemoryLimiter {
 }
 
 fn commit(state: &mut KeyState, req: &Request, now_ms: u64) {
-    for (ring, w) in state.sliding.iter_mut().zip(SLIDING.iter()) {
-        ring.add(Sliding::bucket(w, now_ms), req.cost);
-    }
+    state.add(now_ms, req.cost);
     if state.month_id != req.month.id {
         state.month_id = req.month.id;
         state.month_used = 0;
     }
     state.month_used += req.cost;
-    state.last_ms = now_ms;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::windows::HOUR;
+
+    /// The minute window's buckets are 5 s: bucket `b` holds the instants `b * 5000 ..`.
+    const MINUTE_MS: u64 = 5_000;
 
     #[test]
-    fn a_ring_keeps_the_last_slots_buckets_and_forgets_older_ones() {
-        let mut ring = Ring::default();
+    fn a_key_keeps_the_last_slots_buckets_and_forgets_older_ones() {
+        let mut state = KeyState::default();
         let start = 1_000_000;
         for b in start..start + 20 {
-            ring.add(b, b - start + 1);
+            state.add(b * MINUTE_MS + 1, b - start + 1);
         }
         // Buckets start+7 ..= start+19 held counts 8 ..= 20.
         let expected: Vec<u64> = (8..=20).collect();
-        assert_eq!(ring.window(start + 19).to_vec(), expected);
+        assert_eq!(state.window(0, start + 19).to_vec(), expected);
         // Two buckets later (nothing counted meanwhile): the two oldest left, two empty came.
         let mut later: Vec<u64> = (10..=20).collect();
         later.extend([0, 0]);
-        assert_eq!(ring.window(start + 21).to_vec(), later);
+        assert_eq!(state.window(0, start + 21).to_vec(), later);
         // A gap longer than the ring empties it.
-        ring.add(start + 100, 5);
+        state.add((start + 100) * MINUTE_MS, 5);
         let mut fresh = vec![0; SLOTS - 1];
         fresh.push(5);
-        assert_eq!(ring.window(start + 100).to_vec(), fresh);
+        assert_eq!(state.window(0, start + 100).to_vec(), fresh);
         // The clock stepping back within the ring counts in that bucket; further, nowhere.
-        ring.add(start + 98, 2);
-        ring.add(start + 50, 9);
+        state.add((start + 98) * MINUTE_MS, 2);
+        state.add((start + 50) * MINUTE_MS, 9);
         let mut stepped = vec![0; SLOTS - 3];
         stepped.extend([2, 0, 5]);
-        assert_eq!(ring.window(start + 100).to_vec(), stepped);
+        assert_eq!(state.window(0, start + 100).to_vec(), stepped);
+        // Every call so far fell in the same hour bucket or the one before it.
+        let hour: u64 = state.window(1, HOUR.bucket(state.head_ms)).iter().sum();
+        assert_eq!(hour, (1..=20).sum::<u64>() + 5 + 2 + 9);
+    }
+
+    #[test]
+    fn counts_past_32_bits_stay_exact() {
+        let mut state = KeyState::default();
+        let now = 1_700_000_000_000;
+        state.add(now, u64::from(u32::MAX) - 1);
+        assert!(matches!(state.buckets, Buckets::Narrow(_)));
+        state.add(now + 1, 3);
+        assert!(matches!(state.buckets, Buckets::Wide(_)));
+        state.add(now + 2, 5);
+        for (i, w) in SLIDING.iter().enumerate() {
+            let used: u64 = state.window(i, w.bucket(now)).iter().sum();
+            assert_eq!(used, u64::from(u32::MAX) + 7, "{}", w.name);
+        }
+    }
+
+    #[test]
+    fn a_limit_above_32_bits_is_enforced_exactly() {
+        let limiter = MemoryLimiter::new(1);
+        let limit = 10_000_000_000;
+        let now_ms = 1_700_000_000_000;
+        let month = super::super::month::MonthSpan {
+            id: 202311,
+            start_ms: 0,
+            end_ms: u64::MAX / 2,
+        };
+        let request = |cost| Request {
+            key: Uuid::nil(),
+            quota: super::super::Quota {
+                minute: limit,
+                hour: limit,
+                day: limit,
+                month: None,
+            },
+            cost,
+            month,
+            next_month: month,
+        };
+        assert!(limiter.decide(&request(6_000_000_000), now_ms).allowed);
+        assert!(limiter.decide(&request(4_000_000_000), now_ms).allowed);
+        let refused = limiter.decide(&request(1), now_ms);
+        assert!(!refused.allowed);
+        assert_eq!(refused.sliding[0].used, limit);
+    }
+
+    #[test]
+    fn a_key_s_state_stays_small() {
+        assert!(
+            size_of::<KeyState>() <= 184,
+            "{} bytes",
+            size_of::<KeyState>()
+        );
     }
 }
