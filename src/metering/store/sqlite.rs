@@ -23,6 +23,25 @@ use crate::metering::{
 /// Rows per statement: 17 parameters each stays well under SQLite's 32,766.
 pub(super) const ROWS_PER_STATEMENT: usize = 1000;
 
+/// The row counts a multi-row statement may have: a batch is cut into chunks of these sizes,
+/// largest first, so the writer's connection prepares (and its statement cache keeps) at most
+/// four texts of each statement. Cutting off whatever was left made every remainder size a
+/// statement of its own, kept until sqlx's cache of 100 per connection was full: ~16 MB of
+/// prepared 1,000-row statements in a heap profile.
+const CHUNK_SIZES: [usize; 4] = [ROWS_PER_STATEMENT, 100, 10, 1];
+
+/// `items` cut into chunks of [`CHUNK_SIZES`], each with the offset of its first item.
+fn chunks<T>(items: &[T]) -> impl Iterator<Item = (usize, &[T])> {
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        let left = items.len() - start;
+        let size = CHUNK_SIZES.into_iter().find(|&size| size <= left)?;
+        let chunk = (start, &items[start..start + size]);
+        start += size;
+        Some(chunk)
+    })
+}
+
 const BUMP_KEY: &str = "UPDATE api_keys SET usage_count = usage_count + ?, \
      last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < ? THEN ? \
      ELSE last_used_at END WHERE id = ?";
@@ -31,7 +50,7 @@ pub async fn insert(db: &DatabaseConnection, events: &[UsageEvent]) -> Result<u6
     let backend = db.get_database_backend();
     let txn = db.begin().await?;
     let mut stored: Vec<&UsageEvent> = Vec::with_capacity(events.len());
-    for chunk in events.chunks(ROWS_PER_STATEMENT) {
+    for (_, chunk) in chunks(events) {
         insert_chunk(&txn, chunk, &mut stored).await?;
     }
     let count = stored.len() as u64;
@@ -78,9 +97,6 @@ async fn insert_chunk<'a>(
         .map(drop)
 }
 
-/// Rollup rows per upsert: 18 or 19 parameters each.
-const ROLLUPS_PER_STATEMENT: usize = 1000;
-
 /// Writes back the merged status codes and sketch of one row of `table`.
 fn merge_rollup(table: &str) -> String {
     format!(
@@ -96,7 +112,8 @@ async fn add_rollups(txn: &DatabaseTransaction, part: &Part) -> Result<(), DbErr
     let mut merges = Vec::new();
     let columns = rollups::columns(part.table);
     let row = format!("({})", vec!["?"; columns.len()].join(", "));
-    for (chunk, rows) in part.rows.chunks(ROLLUPS_PER_STATEMENT).enumerate() {
+    // Rollup rows have 18 or 19 parameters each: a chunk stays under SQLite's 32,766.
+    for (start, rows) in chunks(&part.rows) {
         let placeholders = vec![row.as_str(); rows.len()].join(", ");
         let sql = format!(
             "INSERT INTO {} ({}) VALUES {placeholders} {}",
@@ -111,7 +128,7 @@ async fn add_rollups(txn: &DatabaseTransaction, part: &Part) -> Result<(), DbErr
         );
         let mut values: Vec<Value> = Vec::with_capacity(rows.len() * columns.len());
         for (i, (key, t)) in rows.iter().enumerate() {
-            let at = chunk * ROLLUPS_PER_STATEMENT + i;
+            let at = start + i;
             let sketch = part.sketches[at].clone();
             values.extend([
                 key.granularity.as_str().into(),
@@ -188,7 +205,7 @@ async fn add_rollups(txn: &DatabaseTransaction, part: &Part) -> Result<(), DbErr
 
 /// Keeps the larger utilization of each window (see `metering::utilization`).
 async fn add_peaks(txn: &DatabaseTransaction, peaks: &[(PeakKey, PerMille)]) -> Result<(), DbErr> {
-    for chunk in peaks.chunks(ROLLUPS_PER_STATEMENT) {
+    for (_, chunk) in chunks(peaks) {
         let placeholders = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
         let sql = format!(
             "INSERT INTO usage_utilization ({}) VALUES {placeholders} {}",
@@ -291,4 +308,27 @@ pub(super) fn values(events: &[UsageEvent]) -> Vec<Value> {
         ]);
     }
     values
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_is_cut_into_chunks_of_four_sizes_largest_first() {
+        let items: Vec<usize> = (0..2345).collect();
+        let cut: Vec<(usize, &[usize])> = chunks(&items).collect();
+        let sizes: Vec<usize> = cut.iter().map(|(_, chunk)| chunk.len()).collect();
+        assert_eq!(
+            sizes,
+            [1000, 1000, 100, 100, 100, 10, 10, 10, 10, 1, 1, 1, 1, 1]
+        );
+        let mut next = 0;
+        for (start, chunk) in cut {
+            assert_eq!((start, chunk[0]), (next, next));
+            next += chunk.len();
+        }
+        assert_eq!(next, items.len());
+        assert_eq!(chunks::<u8>(&[]).count(), 0);
+    }
 }
