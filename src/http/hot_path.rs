@@ -26,7 +26,7 @@ use super::{api_key, rate_limit};
 use crate::{
     error::{Error, Result},
     keys::resolve::{self, CachedKey},
-    limits::{Decision, Quota, Request, month},
+    limits::{Decision, Request, month},
     metering::{Source, UsageEvent, method},
     state::AppState,
     telemetry::{self, RoutePattern},
@@ -129,7 +129,7 @@ pub async fn admit(
     let (month, next_month) = month::current_and_next(now, key.timezone);
     let request = Request {
         key: key.id.0,
-        quota: Quota::from_limits(&key.limits),
+        quota: key.quota,
         cost,
         month,
         next_month,

@@ -18,6 +18,7 @@ use crate::{
     entities::{api_keys, tenants},
     error::{Error, Result},
     ids::{KeyId, TenantId},
+    limits::Quota,
 };
 
 pub const MISSING: &str = "Missing API key";
@@ -55,8 +56,9 @@ pub struct CachedKey {
     /// `None` for the key's current secret; for a secret replaced by a rotation, the end of
     /// its grace period.
     pub grace_until: Option<DateTime<Utc>>,
-    /// Effective limits: the key's overrides, else the tenant's, its plan's, the config's.
-    pub limits: Limits,
+    /// Effective limits (the key's overrides, else the tenant's, its plan's, the config's), as
+    /// the limiter takes them.
+    pub quota: Quota,
     /// The tenant's time zone: monthly quotas reset at its month boundary.
     pub timezone: chrono_tz::Tz,
 }
@@ -75,7 +77,7 @@ impl CachedKey {
             status: KeyStatus::parse(&row.status),
             expires_at: row.expires_at,
             grace_until,
-            limits,
+            quota: Quota::from_limits(&limits),
             timezone,
         }
     }
@@ -164,7 +166,7 @@ mod tests {
             status,
             expires_at: None,
             grace_until: None,
-            limits: Limits::default(),
+            quota: Quota::from_limits(&Limits::default()),
             timezone: chrono_tz::Tz::UTC,
         }
     }

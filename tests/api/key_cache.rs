@@ -292,7 +292,7 @@ async fn every_change_reaches(observer: &TestApp, changer: &TestApp, owner: &Mem
             .state
             .key_cache
             .resolve(&observer.state.db, secret, now());
-        key.await.unwrap().limits.per_minute == Some(7)
+        key.await.unwrap().quota.minute == 7
     })
     .await;
 
