@@ -224,7 +224,8 @@ mod tests {
         let mut stepped = vec![0; SLOTS - 3];
         stepped.extend([2, 0, 5]);
         assert_eq!(state.window(0, start + 100).to_vec(), stepped);
-        // Every call so far fell in the same hour bucket or the one before it.
+        // The hour window's ring (5-minute buckets) still holds every call: they lie ~8
+        // minutes apart at most, the stepped-back one included.
         let hour: u64 = state.window(1, HOUR.bucket(state.head_ms)).iter().sum();
         assert_eq!(hour, (1..=20).sum::<u64>() + 5 + 2 + 9);
     }
