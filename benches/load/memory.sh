@@ -10,7 +10,8 @@
 #   KEYS=100000 DURATION=30s benches/load/memory.sh      # MODES="redis embedded" by default
 #
 # Prints per mode: RSS before the load, RSS 5 s after it (the batches written, transient
-# memory returned; every key still cached), the peak, and the load's summary.
+# memory returned; every key still cached) with its anonymous and file-backed parts (the
+# latter mostly the binary's own pages), the peak, and the load's summary.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 KEYS="${KEYS:-100000}" DURATION="${DURATION:-30s}" MODES="${MODES:-redis embedded}"
@@ -69,6 +70,6 @@ for mode in $MODES; do
   idle="$(rss "$server" VmRSS)"
   load="$(wrk -t1 -c32 -d"$DURATION" -s benches/load/many_keys.lua "http://127.0.0.1:$PORT/v1/ping" | grep LOADJSON)"
   sleep 5
-  echo "$mode: keys $KEYS  RSS idle $idle  settled $(rss "$server" VmRSS)  peak $(rss "$server" VmHWM)  load ${load#LOADJSON }"
+  echo "$mode: keys $KEYS  RSS idle $idle  settled $(rss "$server" VmRSS) (anon $(rss "$server" RssAnon), file $(rss "$server" RssFile))  peak $(rss "$server" VmHWM)  load ${load#LOADJSON }"
   stop
 done
