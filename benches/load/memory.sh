@@ -3,18 +3,20 @@
 # keys (default 100,000) has made calls within the last minute, so every one is in the key
 # cache and has limiter state, in Redis + PostgreSQL and embedded modes. The keys are added
 # straight to the database of a target prepared by benches/peers/tollgate-target.sh (copies
-# of its imported key, secrets mem-bench-key-1 .. N), then `wrk -t1 -c32` cycles through them
-# (benches/load/many_keys.lua) for DURATION. Loopback only; bounded by DURATION.
+# of its imported key, secrets mem-bench-key-1 .. N), then `wrk -t1` cycles through them
+# (benches/load/many_keys.lua) for DURATION, on CONNECTIONS connections (default 32). Loopback
+# only; bounded by DURATION.
 #
 #   cargo build --release --bin tollgate
 #   KEYS=100000 DURATION=30s benches/load/memory.sh      # MODES="redis embedded" by default
 #
 # Prints per mode: RSS before the load, RSS 5 s after it (the batches written, transient
 # memory returned; every key still cached) with its anonymous and file-backed parts (the
-# latter mostly the binary's own pages), the peak, and the load's summary.
+# latter mostly the binary's own pages), the peak, the load's summary, and the metering
+# writer's counters (flushed, spooled, still queued).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-KEYS="${KEYS:-100000}" DURATION="${DURATION:-30s}" MODES="${MODES:-redis embedded}"
+KEYS="${KEYS:-100000}" DURATION="${DURATION:-30s}" MODES="${MODES:-redis embedded}" CONNECTIONS="${CONNECTIONS:-32}"
 export KEYS PORT="${PORT:-18121}" BENCH_API_KEY="mem-bench-seed-key-0123456789abcdef"
 export RL_LIMIT=1000000000 RL_WINDOW_SECS=60
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
@@ -68,8 +70,10 @@ for mode in $MODES; do
   "$helper" start "$mode" >/dev/null 2>&1 & server=$!
   for _ in $(seq 100); do curl -fso /dev/null "http://127.0.0.1:$PORT/livez" && break; sleep 0.1; done
   idle="$(rss "$server" VmRSS)"
-  load="$(wrk -t1 -c32 -d"$DURATION" -s benches/load/many_keys.lua "http://127.0.0.1:$PORT/v1/ping" | grep LOADJSON)"
+  load="$(wrk -t1 -c"$CONNECTIONS" -d"$DURATION" -s benches/load/many_keys.lua "http://127.0.0.1:$PORT/v1/ping" | grep LOADJSON)"
   sleep 5
   echo "$mode: keys $KEYS  RSS idle $idle  settled $(rss "$server" VmRSS) (anon $(rss "$server" RssAnon), file $(rss "$server" RssFile))  peak $(rss "$server" VmHWM)  load ${load#LOADJSON }"
+  # Whether the writer kept up: events flushed and spooled so far, events still queued.
+  curl -fs "http://127.0.0.1:$PORT/metrics" | awk '/^tollgate_metering_(events_flushed_total|spooled_total|queue_depth)/ {printf "  %s %s", $1, $2} END {print ""}'
   stop
 done

@@ -42,9 +42,23 @@ fn chunks<T>(items: &[T]) -> impl Iterator<Item = (usize, &[T])> {
     })
 }
 
-const BUMP_KEY: &str = "UPDATE api_keys SET usage_count = usage_count + ?, \
-     last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < ? THEN ? \
-     ELSE last_used_at END WHERE id = ?";
+/// `WITH v(…) AS (VALUES (?, …), …) {update}` for `rows` rows of `columns`: one statement
+/// updates many rows, each found through `v` (SQLite's `UPDATE … FROM`). A batch's keys and
+/// write-backs were one statement per row, each a round trip to the connection's worker
+/// thread; with events spread over many keys those round trips were most of a batch's time.
+fn update_from_values(columns: &[&str], rows: usize, update: &str) -> String {
+    let row = format!("({})", vec!["?"; columns.len()].join(", "));
+    format!(
+        "WITH v({}) AS (VALUES {}) {update}",
+        columns.join(", "),
+        vec![row.as_str(); rows].join(", ")
+    )
+}
+
+/// Adds per-key totals (`v`: id, count, latest time) to the keys.
+const BUMP_KEYS: &str = "UPDATE api_keys SET usage_count = usage_count + v.n, \
+     last_used_at = CASE WHEN api_keys.last_used_at IS NULL OR api_keys.last_used_at < v.last \
+     THEN v.last ELSE api_keys.last_used_at END FROM v WHERE api_keys.id = v.id";
 
 pub async fn insert(db: &DatabaseConnection, events: &[UsageEvent]) -> Result<u64, DbErr> {
     let backend = db.get_database_backend();
@@ -54,9 +68,14 @@ pub async fn insert(db: &DatabaseConnection, events: &[UsageEvent]) -> Result<u6
         insert_chunk(&txn, chunk, &mut stored).await?;
     }
     let count = stored.len() as u64;
-    for (key, (count, last)) in super::per_key(stored.iter().copied()) {
-        let values = [count.into(), last.into(), last.into(), key.into()];
-        txn.execute_raw(Statement::from_sql_and_values(backend, BUMP_KEY, values))
+    let keys = super::per_key(stored.iter().copied());
+    for (_, chunk) in chunks(&keys) {
+        let sql = update_from_values(&["id", "n", "last"], chunk.len(), BUMP_KEYS);
+        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 3);
+        for (key, (count, last)) in chunk {
+            values.extend::<[Value; 3]>([(*key).into(), (*count).into(), (*last).into()]);
+        }
+        txn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
             .await?;
     }
     let deltas = Deltas::of(stored.iter().copied());
@@ -97,12 +116,13 @@ async fn insert_chunk<'a>(
         .map(drop)
 }
 
-/// Writes back the merged status codes and sketch of one row of `table`.
-fn merge_rollup(table: &str) -> String {
+/// Writes back the merged status codes and sketches (`v`: rowid, codes, sketch) of rows of
+/// `table` that existed, found by the rowid the upsert returned (nothing else writes in
+/// between: this transaction holds SQLite's write lock).
+fn merge_rollups(table: &str) -> String {
     format!(
-        "UPDATE {table} SET status_codes = ?, latency_sketch = ? \
-         WHERE granularity = ? AND bucket_start = ? AND tenant_id = ? AND key_id = ? \
-         AND endpoint = ? AND method = ? AND status_class = ?"
+        "UPDATE {table} SET status_codes = v.codes, latency_sketch = v.sketch \
+         FROM v WHERE {table}.rowid = v.rid"
     )
 }
 
@@ -123,7 +143,7 @@ async fn add_rollups(txn: &DatabaseTransaction, part: &Part) -> Result<(), DbErr
                 part.table,
                 "max",
                 |stored, added| format!("json_patch({stored}, {added})"),
-                ""
+                ", rowid AS rid"
             )
         );
         let mut values: Vec<Value> = Vec::with_capacity(rows.len() * columns.len());
@@ -176,26 +196,25 @@ async fn add_rollups(txn: &DatabaseTransaction, part: &Part) -> Result<(), DbErr
             let sketch: Vec<u8> = row.try_get("", "latency_sketch")?;
             let count: i64 = row.try_get("", "count")?;
             if let Some(merged) = part.merged(&key, count, &codes, &sketch).map_err(corrupt)? {
-                merges.push((key, merged));
+                let rowid: i64 = row.try_get("", "rid")?;
+                merges.push((rowid, merged));
             }
         }
     }
-    let merge_back = merge_rollup(part.table);
-    for ((g, bucket, tenant, key_id, endpoint, method, class), (codes, sketch)) in merges {
-        let values: [Value; 9] = [
-            codes.into(),
-            sketch.into(),
-            g.into(),
-            bucket.into(),
-            tenant.into(),
-            key_id.into(),
-            endpoint.into(),
-            method.into(),
-            class.into(),
-        ];
+    let merge_back = merge_rollups(part.table);
+    for (_, chunk) in chunks(&merges) {
+        let sql = update_from_values(&["rid", "codes", "sketch"], chunk.len(), &merge_back);
+        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 3);
+        for (rowid, (codes, sketch)) in chunk {
+            values.extend::<[Value; 3]>([
+                (*rowid).into(),
+                codes.as_str().into(),
+                sketch.clone().into(),
+            ]);
+        }
         txn.execute_raw(Statement::from_sql_and_values(
             DbBackend::Sqlite,
-            merge_back.as_str(),
+            sql,
             values,
         ))
         .await?;
