@@ -7,7 +7,7 @@
 //! stated to users). Merging two sketches is exact: the merged sketch equals the sketch of
 //! the union of their events, so percentiles over any range and filter merge bucket sketches.
 
-use std::borrow::Cow;
+use std::{borrow::Cow, sync::OnceLock};
 
 use hdrhistogram::{
     Histogram,
@@ -123,11 +123,18 @@ impl LatencySketch {
 
     /// The V2 encoding (uncompressed: a zig-zag LEB128 run-length of the counts).
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64);
-        V2Serializer::new()
-            .serialize(&self.histogram(), &mut out)
-            .expect("serializing into a Vec cannot fail");
-        out
+        match &self.0 {
+            Repr::Sparse(buckets) if buckets.iter().all(|(_, n)| i64::try_from(*n).is_ok()) => {
+                encode_list(buckets)
+            }
+            _ => {
+                let mut out = Vec::with_capacity(64);
+                V2Serializer::new()
+                    .serialize(&self.histogram(), &mut out)
+                    .expect("serializing into a Vec cannot fail");
+                out
+            }
+        }
     }
 
     /// The non-empty buckets in index order, with their counts.
@@ -214,6 +221,74 @@ impl LatencySketch {
     }
 }
 
+/// [`LatencySketch::encode`] of a list, written straight from it: the bytes of building its
+/// histogram and serializing that (test `lists_encode_to_their_histograms_bytes`), without
+/// allocating, zeroing and scanning the histogram's 2-9 KB counts array. A batch encodes a
+/// sketch for each of its rollup rows and most are lists: with calls spread over many keys,
+/// nearly every row holds one call.
+fn encode_list(buckets: &[(u16, u64)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(V2_HEADER + 2 + 4 * buckets.len());
+    let top = buckets.last().map_or(0, |(index, _)| *index);
+    out.extend(V2_COOKIE.to_be_bytes());
+    out.extend(0u32.to_be_bytes()); // the counts' length, set at the end
+    out.extend(0u32.to_be_bytes()); // normalizing offset
+    out.extend(u32::from(SIGNIFICANT_DIGITS).to_be_bytes());
+    out.extend(1u64.to_be_bytes()); // lowest discernible value
+    out.extend(highest_trackable(top).to_be_bytes());
+    out.extend(1f64.to_be_bytes()); // integer-to-double ratio
+    // Counts from index 0 to the top one; a run of two or more empty buckets is one negative
+    // number, a single empty bucket a 0. An empty sketch is one empty bucket.
+    let mut next = 0u16;
+    for &(index, count) in buckets {
+        match index - next {
+            0 => {}
+            1 => push_varint(&mut out, 0),
+            empty => push_varint(&mut out, zig_zag(-i64::from(empty))),
+        }
+        push_varint(&mut out, zig_zag(count as i64));
+        next = index + 1;
+    }
+    if buckets.is_empty() {
+        push_varint(&mut out, 0);
+    }
+    let counts = (out.len() - V2_HEADER) as u32;
+    out[4..8].copy_from_slice(&counts.to_be_bytes());
+    out
+}
+
+/// The highest trackable value in the header of a histogram whose top bucket is at `index`:
+/// the histogram grows (auto-resize) by HdrHistogram buckets of 128 indexes, so it depends
+/// only on the top one's; computed once per bucket the way the histogram computes it.
+fn highest_trackable(index: u16) -> u64 {
+    static BY_BUCKET: [OnceLock<u64>; (MAX_INDEX >> HALF_COUNT_MAGNITUDE) as usize + 1] =
+        [const { OnceLock::new() }; (MAX_INDEX >> HALF_COUNT_MAGNITUDE) as usize + 1];
+    let bucket = (u64::from(index).min(MAX_INDEX) >> HALF_COUNT_MAGNITUDE) as usize;
+    *BY_BUCKET[bucket].get_or_init(|| {
+        let mut histogram: Histogram<u64> =
+            Histogram::new(SIGNIFICANT_DIGITS).expect("2 significant digits are valid");
+        histogram.record(value_at(index.into())).ok();
+        histogram.high()
+    })
+}
+
+fn zig_zag(n: i64) -> u64 {
+    ((n << 1) ^ (n >> 63)) as u64
+}
+
+/// Appends `value` as a V2 LEB128 number (at most 9 bytes, the ninth holding 8 bits; the
+/// inverse of [`varint`]).
+fn push_varint(out: &mut Vec<u8>, mut value: u64) {
+    for _ in 0..8 {
+        if value < 0x80 {
+            out.push(value as u8);
+            return;
+        }
+        out.push(value as u8 | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
 /// The last bucket's index, the one holding `u64::MAX`.
 const MAX_INDEX: u64 = 57 * HALF_COUNT + HALF_COUNT - 1;
 
@@ -265,6 +340,48 @@ mod tests {
     fn exact(sorted: &[i64], q: f64) -> i64 {
         let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
         sorted[rank - 1]
+    }
+
+    #[test]
+    fn lists_encode_to_their_histograms_bytes() {
+        use rand::{RngExt, SeedableRng, rngs::StdRng};
+        let histograms_bytes = |sketch: &LatencySketch| {
+            let mut out = Vec::new();
+            V2Serializer::new()
+                .serialize(&sketch.histogram(), &mut out)
+                .unwrap();
+            out
+        };
+        let mut cases: Vec<Vec<(i64, u64)>> = vec![
+            vec![],
+            vec![(0, 1)],
+            vec![(1, 1)],
+            vec![(2, 3)],
+            vec![(255, 1)],
+            vec![(256, 1)],
+            vec![(0, 1), (2, 1), (5, 2), (6, 1)],
+            vec![(120, 7), (40_000, 1), (9_000_000_000, 2)],
+            vec![(1, u32::MAX as u64 + 9)],
+            vec![(i64::MAX, 1)],
+        ];
+        let mut rng = StdRng::seed_from_u64(7);
+        for _ in 0..500 {
+            let top: i64 = 10i64.pow(rng.random_range(1..13));
+            let n = rng.random_range(1..=SPARSE_MAX);
+            cases.push(
+                (0..n)
+                    .map(|_| (rng.random_range(0..top), rng.random_range(1..1000)))
+                    .collect(),
+            );
+        }
+        for case in cases {
+            let mut sketch = LatencySketch::new();
+            for (latency, count) in &case {
+                sketch.record_n(*latency, *count);
+            }
+            assert!(matches!(sketch.0, Repr::Sparse(_)), "{case:?}");
+            assert_eq!(sketch.encode(), histograms_bytes(&sketch), "{case:?}");
+        }
     }
 
     #[test]
