@@ -9,6 +9,7 @@
 #
 #   cargo build --release --bin tollgate
 #   KEYS=100000 DURATION=30s benches/load/memory.sh      # MODES="redis embedded" by default
+#   DRAIN=600 MODES=embedded KEYS=100000 DURATION=70s benches/load/memory.sh   # see below
 #
 # Prints per mode: RSS before the load, RSS 5 s after it (the batches written, transient
 # memory returned; every key still cached) with its anonymous and file-backed parts (the
@@ -75,5 +76,14 @@ for mode in $MODES; do
   echo "$mode: keys $KEYS  RSS idle $idle  settled $(rss "$server" VmRSS) (anon $(rss "$server" RssAnon), file $(rss "$server" RssFile))  peak $(rss "$server" VmHWM)  load ${load#LOADJSON }"
   # Whether the writer kept up: events flushed and spooled so far, events still queued.
   curl -fs "http://127.0.0.1:$PORT/metrics" | awk '/^tollgate_metering_(events_flushed_total|spooled_total|queue_depth)/ {printf "  %s %s", $1, $2} END {print ""}'
+  if [ -n "${DRAIN:-}" ]; then
+    # DRAIN=<seconds>: wait (at most that long) until every call's event is in the database,
+    # spooled ones replayed, and print the RSS then: the memory of the keys without a backlog.
+    calls="$(echo "$load" | sed -n 's/.*"requests":\([0-9]*\).*/\1/p')"
+    waited=0
+    flushed() { curl -fs "http://127.0.0.1:$PORT/metrics" | awk '/^tollgate_metering_events_flushed_total/ {print int($2)}'; }
+    while [ "$(flushed)" -lt "$calls" ] && [ "$waited" -lt "$DRAIN" ]; do sleep 5; waited=$((waited + 5)); done
+    echo "  drained after ${waited} s: flushed $(flushed) of $calls  RSS $(rss "$server" VmRSS) (anon $(rss "$server" RssAnon))"
+  fi
   stop
 done

@@ -1,6 +1,6 @@
 //! The SQLite batch write: multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING` (chunked
-//! under SQLite's bound-parameter limit), one counter update per key and the rollups of the
-//! inserted events, in one transaction.
+//! under SQLite's bound-parameter limit), the keys' counters and the rollups of the inserted
+//! events, in one transaction.
 
 use std::collections::HashSet;
 
@@ -30,12 +30,26 @@ pub(super) const ROWS_PER_STATEMENT: usize = 1000;
 /// prepared multi-row statements in a heap profile.
 const CHUNK_SIZES: [usize; 4] = [ROWS_PER_STATEMENT, 100, 10, 1];
 
+/// The same for the `UPDATE … FROM (VALUES …)` statements: a prepared statement of 1,000
+/// rows of values is a large program for the statement cache to keep, and past 100 rows the
+/// statement count (50 for a batch of 5,000 keys) no longer matters.
+const UPDATE_CHUNK_SIZES: [usize; 3] = [100, 10, 1];
+
 /// `items` cut into chunks of [`CHUNK_SIZES`], each with the offset of its first item.
 fn chunks<T>(items: &[T]) -> impl Iterator<Item = (usize, &[T])> {
+    chunks_of(items, &CHUNK_SIZES)
+}
+
+/// `items` cut into chunks of `sizes` (descending, ending in 1), largest first, each with
+/// the offset of its first item.
+fn chunks_of<'a, T>(
+    items: &'a [T],
+    sizes: &'static [usize],
+) -> impl Iterator<Item = (usize, &'a [T])> {
     let mut start = 0;
     std::iter::from_fn(move || {
         let left = items.len() - start;
-        let size = CHUNK_SIZES.into_iter().find(|&size| size <= left)?;
+        let size = sizes.iter().copied().find(|&size| size <= left)?;
         let chunk = (start, &items[start..start + size]);
         start += size;
         Some(chunk)
@@ -69,7 +83,7 @@ pub async fn insert(db: &DatabaseConnection, events: &[UsageEvent]) -> Result<u6
     }
     let count = stored.len() as u64;
     let keys = super::per_key(stored.iter().copied());
-    for (_, chunk) in chunks(&keys) {
+    for (_, chunk) in chunks_of(&keys, &UPDATE_CHUNK_SIZES) {
         let sql = update_from_values(&["id", "n", "last"], chunk.len(), BUMP_KEYS);
         let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 3);
         for (key, (count, last)) in chunk {
@@ -202,7 +216,7 @@ async fn add_rollups(txn: &DatabaseTransaction, part: &Part) -> Result<(), DbErr
         }
     }
     let merge_back = merge_rollups(part.table);
-    for (_, chunk) in chunks(&merges) {
+    for (_, chunk) in chunks_of(&merges, &UPDATE_CHUNK_SIZES) {
         let sql = update_from_values(&["rid", "codes", "sketch"], chunk.len(), &merge_back);
         let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 3);
         for (rowid, (codes, sketch)) in chunk {
@@ -349,5 +363,9 @@ mod tests {
         }
         assert_eq!(next, items.len());
         assert_eq!(chunks::<u8>(&[]).count(), 0);
+        let updates: Vec<usize> = chunks_of(&items[..253], &UPDATE_CHUNK_SIZES)
+            .map(|(_, chunk)| chunk.len())
+            .collect();
+        assert_eq!(updates, [100, 100, 10, 10, 10, 10, 10, 1, 1, 1]);
     }
 }
