@@ -127,14 +127,17 @@ impl LatencySketch {
             Repr::Sparse(buckets) if buckets.iter().all(|(_, n)| i64::try_from(*n).is_ok()) => {
                 encode_list(buckets)
             }
-            _ => {
-                let mut out = Vec::with_capacity(64);
-                V2Serializer::new()
-                    .serialize(&self.histogram(), &mut out)
-                    .expect("serializing into a Vec cannot fail");
-                out
-            }
+            _ => self.encode_histogram(),
         }
+    }
+
+    /// The V2 encoding through HdrHistogram's serializer.
+    fn encode_histogram(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64);
+        V2Serializer::new()
+            .serialize(&self.histogram(), &mut out)
+            .expect("serializing into a Vec cannot fail");
+        out
     }
 
     /// The non-empty buckets in index order, with their counts.
@@ -345,13 +348,6 @@ mod tests {
     #[test]
     fn lists_encode_to_their_histograms_bytes() {
         use rand::{RngExt, SeedableRng, rngs::StdRng};
-        let histograms_bytes = |sketch: &LatencySketch| {
-            let mut out = Vec::new();
-            V2Serializer::new()
-                .serialize(&sketch.histogram(), &mut out)
-                .unwrap();
-            out
-        };
         let mut cases: Vec<Vec<(i64, u64)>> = vec![
             vec![],
             vec![(0, 1)],
@@ -380,7 +376,7 @@ mod tests {
                 sketch.record_n(*latency, *count);
             }
             assert!(matches!(sketch.0, Repr::Sparse(_)), "{case:?}");
-            assert_eq!(sketch.encode(), histograms_bytes(&sketch), "{case:?}");
+            assert_eq!(sketch.encode(), sketch.encode_histogram(), "{case:?}");
         }
     }
 

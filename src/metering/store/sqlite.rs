@@ -56,17 +56,37 @@ fn chunks_of<'a, T>(
     })
 }
 
-/// `WITH v(…) AS (VALUES (?, …), …) {update}` for `rows` rows of `columns`: one statement
+/// Runs `update`, which reads `v`, over `rows` (each the values of `columns`) as `WITH v(…)
+/// AS (VALUES (?, …), …) {update}` statements of [`UPDATE_CHUNK_SIZES`] rows: one statement
 /// updates many rows, each found through `v` (SQLite's `UPDATE … FROM`). A batch's keys and
 /// write-backs were one statement per row, each a round trip to the connection's worker
 /// thread; with events spread over many keys those round trips were most of a batch's time.
-fn update_from_values(columns: &[&str], rows: usize, update: &str) -> String {
-    let row = format!("({})", vec!["?"; columns.len()].join(", "));
-    format!(
-        "WITH v({}) AS (VALUES {}) {update}",
-        columns.join(", "),
-        vec![row.as_str(); rows].join(", ")
-    )
+async fn update_from_values<const N: usize>(
+    txn: &DatabaseTransaction,
+    columns: [&str; N],
+    rows: Vec<[Value; N]>,
+    update: &str,
+) -> Result<(), DbErr> {
+    let sizes: Vec<usize> = chunks_of(&rows, &UPDATE_CHUNK_SIZES)
+        .map(|(_, chunk)| chunk.len())
+        .collect();
+    let row = format!("({})", vec!["?"; N].join(", "));
+    let mut rows = rows.into_iter();
+    for size in sizes {
+        let sql = format!(
+            "WITH v({}) AS (VALUES {}) {update}",
+            columns.join(", "),
+            vec![row.as_str(); size].join(", ")
+        );
+        let values: Vec<Value> = rows.by_ref().take(size).flatten().collect();
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            sql,
+            values,
+        ))
+        .await?;
+    }
+    Ok(())
 }
 
 /// Adds per-key totals (`v`: id, count, latest time) to the keys.
@@ -75,23 +95,17 @@ const BUMP_KEYS: &str = "UPDATE api_keys SET usage_count = usage_count + v.n, \
      THEN v.last ELSE api_keys.last_used_at END FROM v WHERE api_keys.id = v.id";
 
 pub async fn insert(db: &DatabaseConnection, events: &[UsageEvent]) -> Result<u64, DbErr> {
-    let backend = db.get_database_backend();
     let txn = db.begin().await?;
     let mut stored: Vec<&UsageEvent> = Vec::with_capacity(events.len());
     for (_, chunk) in chunks(events) {
         insert_chunk(&txn, chunk, &mut stored).await?;
     }
     let count = stored.len() as u64;
-    let keys = super::per_key(stored.iter().copied());
-    for (_, chunk) in chunks_of(&keys, &UPDATE_CHUNK_SIZES) {
-        let sql = update_from_values(&["id", "n", "last"], chunk.len(), BUMP_KEYS);
-        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 3);
-        for (key, (count, last)) in chunk {
-            values.extend::<[Value; 3]>([(*key).into(), (*count).into(), (*last).into()]);
-        }
-        txn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await?;
-    }
+    let keys = super::per_key(stored.iter().copied())
+        .into_iter()
+        .map(|(key, (count, last))| [key.into(), count.into(), last.into()])
+        .collect();
+    update_from_values(&txn, ["id", "n", "last"], keys, BUMP_KEYS).await?;
     let deltas = Deltas::of(stored.iter().copied());
     add_rollups(&txn, &deltas.detail).await?;
     add_rollups(&txn, &deltas.totals).await?;
@@ -215,25 +229,12 @@ async fn add_rollups(txn: &DatabaseTransaction, part: &Part) -> Result<(), DbErr
             }
         }
     }
+    let merges = merges
+        .into_iter()
+        .map(|(rowid, (codes, sketch))| [rowid.into(), codes.into(), sketch.into()])
+        .collect();
     let merge_back = merge_rollups(part.table);
-    for (_, chunk) in chunks_of(&merges, &UPDATE_CHUNK_SIZES) {
-        let sql = update_from_values(&["rid", "codes", "sketch"], chunk.len(), &merge_back);
-        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 3);
-        for (rowid, (codes, sketch)) in chunk {
-            values.extend::<[Value; 3]>([
-                (*rowid).into(),
-                codes.as_str().into(),
-                sketch.clone().into(),
-            ]);
-        }
-        txn.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Sqlite,
-            sql,
-            values,
-        ))
-        .await?;
-    }
-    Ok(())
+    update_from_values(txn, ["rid", "codes", "sketch"], merges, &merge_back).await
 }
 
 /// Keeps the larger utilization of each window (see `metering::utilization`).
