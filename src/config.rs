@@ -133,6 +133,8 @@ pub struct MeteringSettings {
     pub buffer_capacity: usize,
     pub batch_size: usize,
     pub flush_interval_ms: u64,
+    /// Batches committed at once on PostgreSQL, each on its own connection (SQLite: 1).
+    pub writer_connections: usize,
     pub spool_dir: PathBuf,
     pub ingest_max_batch: usize,
 }
@@ -374,6 +376,17 @@ impl MeteringSettings {
         positive("metering.buffer_capacity", self.buffer_capacity as u64)?;
         positive("metering.batch_size", self.batch_size as u64)?;
         positive("metering.flush_interval_ms", self.flush_interval_ms)?;
+        positive(
+            "metering.writer_connections",
+            self.writer_connections as u64,
+        )?;
+        if self.writer_connections > 16 {
+            return Err(ConfigError::new(
+                "metering.writer_connections",
+                "at most 16 (each is a PostgreSQL connection; batches on the same rows wait \
+                 for each other's locks)",
+            ));
+        }
         positive("metering.ingest_max_batch", self.ingest_max_batch as u64)?;
         if self.batch_size > self.buffer_capacity {
             return Err(ConfigError::new(

@@ -79,14 +79,18 @@ async fn open(
 /// - SQLite takes one writer at a time anyway, so one connection; every connection the batches
 ///   ran on held several MB more, most likely its cached prepared 1,000-row insert (see
 ///   `docs/benchmarks.md`, "Memory").
-/// - PostgreSQL: two connections (a write abandoned at its timeout may still hold one while
-///   it is closed). A connection is tied to the Tokio runtime of the task that opened it; in
+/// - PostgreSQL: one per batch committed at once (`batches`, `metering.writer_connections`)
+///   and one more (a write abandoned at its timeout may still hold one while it is closed).
+///   A connection is tied to the Tokio runtime of the task that opened it; in
 ///   the main pool those are HTTP workers' runtimes, which stop before the writer's last
 ///   flush and spool replay at shutdown, taking their connections with them.
-pub async fn writer_connection(settings: &DatabaseSettings) -> anyhow::Result<DatabaseConnection> {
+pub async fn writer_connection(
+    settings: &DatabaseSettings,
+    batches: usize,
+) -> anyhow::Result<DatabaseConnection> {
     let connections = match sqlite_path(settings.url.expose()) {
         Some(_) => 1,
-        None => 2,
+        None => u32::try_from(batches).unwrap_or(u32::MAX).saturating_add(1),
     };
     let settings = DatabaseSettings {
         max_connections: connections,
@@ -212,7 +216,7 @@ mod tests {
         };
         let pool = connect(&settings).await.unwrap();
         assert_eq!(page_cache(&pool).await, -i64::from(POOL_PAGE_CACHE_KIB));
-        let writer = writer_connection(&settings).await.unwrap();
+        let writer = writer_connection(&settings, 1).await.unwrap();
         assert_eq!(page_cache(&writer).await, -2000);
     }
 }

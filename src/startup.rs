@@ -50,7 +50,8 @@ impl Application {
             None => None,
         };
         state.live = LiveHub::start(cancel.clone(), live_bus);
-        let writer_db = db::writer_connection(&settings.database).await?;
+        let writer_db =
+            db::writer_connection(&settings.database, settings.metering.writer_connections).await?;
         let metering = metering::start(
             writer_db.clone(),
             &settings.metering,

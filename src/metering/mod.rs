@@ -50,16 +50,23 @@ pub fn start(
     let spool = spool::Spool::open(&settings.spool_dir)?;
     let (recorder, rx) = Recorder::new(settings.buffer_capacity, spool.clone());
     let closing = CancellationToken::new();
+    // SQLite takes one writer at a time: a second transaction would only wait for the lock.
+    let concurrency = match db.get_database_backend() {
+        sea_orm::DatabaseBackend::Postgres => settings.writer_connections,
+        _ => 1,
+    };
     let writer = writer::Writer {
-        db,
+        sink: writer::Sink { db, live },
         rx,
         spool,
         batch_size: settings.batch_size,
         interval: Duration::from_millis(settings.flush_interval_ms),
+        concurrency,
         closing: closing.clone(),
         grace,
         replay: Default::default(),
-        live,
+        in_flight: Default::default(),
+        kept: Vec::new(),
     };
     Ok(Pipeline {
         recorder,

@@ -47,6 +47,8 @@ impl Writer {
         let Some(path) = self.replay.queue.pop_front() else {
             return;
         };
+        // Replays do not run beside live batches (SQLite takes one writer at a time).
+        self.settle(0).await;
         if self.replay_segment(path).await {
             self.replay.failures = 0;
             self.replay.not_before = None;
@@ -106,7 +108,7 @@ impl Writer {
             }
         };
         for chunk in events.chunks(self.batch_size) {
-            if let Err(err) = self.write(chunk).await {
+            if let Err(err) = self.sink.write(chunk).await {
                 tracing::warn!(error = %err, "replaying the spool failed; will retry");
                 return false;
             }

@@ -1,14 +1,17 @@
 //! The batch writer: one task that takes events from the buffer and commits them in batches,
 //! when `batch_size` are waiting or `flush_interval_ms` after the last flush. Only the first
-//! event after an idle spell wakes it; while events flow it collects them every 10 ms. A failing
-//! database is retried with capped exponential backoff while the batch is kept (the buffer
-//! meanwhile fills and then spills into the spool); spooled events are replayed once writes
-//! succeed. On shutdown it stops accepting, commits what it holds and spools what it cannot.
+//! event after an idle spell wakes it; while events flow it collects them every 10 ms. Each
+//! batch is committed by a task of its own, up to `writer_connections` at once (PostgreSQL;
+//! SQLite takes one writer at a time), so the next batch is collected and copied while the
+//! last one's rollups are added and committed. A failing database is retried with capped
+//! exponential backoff while the batch is kept (the buffer meanwhile fills and then spills
+//! into the spool); spooled events are replayed once writes succeed. On shutdown it stops
+//! accepting, commits what it holds and spools what it cannot.
 
 use std::time::Duration;
 
 use sea_orm::{DatabaseConnection, DbErr};
-use tokio::{sync::mpsc, time::Instant};
+use tokio::{sync::mpsc, task::JoinSet, time::Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::{UsageEvent, metrics, spool::Spool, store};
@@ -26,16 +29,28 @@ const LINGER: Duration = Duration::from_millis(10);
 const SHUTDOWN_ATTEMPTS: u32 = 3;
 
 pub(super) struct Writer {
-    pub db: DatabaseConnection,
+    pub sink: Sink,
     pub rx: mpsc::Receiver<UsageEvent>,
     pub spool: Spool,
     pub batch_size: usize,
     pub interval: Duration,
+    /// Batches committed at once, each on its own connection.
+    pub concurrency: usize,
     /// Cancelled by [`super::Pipeline::shutdown`]: drain and stop.
     pub closing: CancellationToken,
     /// How long the shutdown may spend replaying the spool.
     pub grace: Duration,
     pub(super) replay: super::replay::ReplayState,
+    /// The batches being committed.
+    pub(super) in_flight: JoinSet<Result<(), Vec<UsageEvent>>>,
+    /// Events of batches whose commit was still failing when shutdown began.
+    pub(super) kept: Vec<UsageEvent>,
+}
+
+/// Where batches go; cloned into every batch's task.
+#[derive(Clone)]
+pub(super) struct Sink {
+    pub db: DatabaseConnection,
     /// Told about every committed batch (the live feed).
     pub live: super::live::LiveHub,
 }
@@ -71,13 +86,38 @@ impl Writer {
                 continue;
             }
             metrics::queue_depth(self.rx.len());
-            if !batch.is_empty() && !self.flush_retrying(&mut batch).await {
-                break;
+            if !batch.is_empty() {
+                self.settle(self.concurrency - 1).await;
+                if self.closing.is_cancelled() {
+                    break;
+                }
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(self.batch_size));
+                let sink = self.sink.clone();
+                self.in_flight
+                    .spawn(sink.write_retrying(full, self.closing.clone()));
             }
             self.replay_step().await;
             deadline = self.next_deadline();
         }
         self.drain(batch).await;
+    }
+
+    /// Waits until at most `most` batches are in flight, keeping the events of any that
+    /// gave up at shutdown.
+    pub(super) async fn settle(&mut self, most: usize) {
+        while self.in_flight.len() > most {
+            tokio::select! {
+                done = self.in_flight.join_next() => match done {
+                    Some(Ok(Ok(()))) | None => {}
+                    Some(Ok(Err(events))) => self.kept.extend(events),
+                    Some(Err(err)) => {
+                        tracing::error!(error = %err, "a usage-event batch write failed unexpectedly");
+                    }
+                },
+                // Meanwhile, keep the queue depth current (it grows while writes fail).
+                _ = tokio::time::sleep(BACKOFF_BASE) => metrics::queue_depth(self.rx.len()),
+            }
+        }
     }
 
     /// Moves the events already buffered into `batch`, up to `batch_size`, without waiting;
@@ -101,37 +141,41 @@ impl Writer {
         }
     }
 
-    /// Writes `batch` until it commits (then clears it) or shutdown begins (returns `false`,
-    /// keeping the batch).
-    async fn flush_retrying(&mut self, batch: &mut Vec<UsageEvent>) -> bool {
-        let mut failures = 0u32;
+    /// Shutdown: close the buffer, wait for the batches in flight, commit what is left while
+    /// the database accepts writes, spool the rest, replay the spool if time allows, then
+    /// close the spool.
+    async fn drain(mut self, batch: Vec<UsageEvent>) {
+        self.rx.close();
+        self.settle(0).await;
+        let mut batch: Vec<UsageEvent> = std::mem::take(&mut self.kept)
+            .into_iter()
+            .chain(batch)
+            .collect();
+        let mut healthy = true;
         loop {
-            match self.write(batch).await {
-                Ok(()) => {
-                    if failures > 0 {
-                        tracing::info!(failures, "usage events are being written again");
-                    }
-                    batch.clear();
-                    return true;
-                }
-                Err(err) => {
-                    failures += 1;
-                    if self.closing.is_cancelled() {
-                        return false;
-                    }
-                    metrics::retried();
-                    metrics::queue_depth(self.rx.len());
-                    let delay = backoff(failures);
-                    log_failure(failures, delay, batch.len(), &err);
-                    tokio::select! {
-                        _ = self.closing.cancelled() => return false,
-                        _ = tokio::time::sleep(delay) => {}
-                    }
-                }
+            self.take_waiting(&mut batch);
+            if batch.is_empty() {
+                break;
+            }
+            if healthy && let Err(err) = self.sink.write_at_shutdown(&batch).await {
+                tracing::warn!(error = %err, "the database refused usage events at shutdown; spooling them");
+                healthy = false;
+            }
+            if healthy {
+                batch.clear();
+            } else {
+                self.spool.append(std::mem::take(&mut batch));
             }
         }
+        metrics::queue_depth(0);
+        if healthy {
+            self.replay_all().await;
+        }
+        self.spool.close().await;
     }
+}
 
+impl Sink {
     /// One attempt at committing `events`.
     pub(super) async fn write(&self, events: &[UsageEvent]) -> Result<(), DbErr> {
         let started = std::time::Instant::now();
@@ -142,6 +186,39 @@ impl Writer {
         metrics::flushed(events.len(), started.elapsed().as_secs_f64());
         self.live.publish(events);
         Ok(())
+    }
+
+    /// Writes `batch` until it commits, or until shutdown has begun and an attempt fails
+    /// (then hands the batch back).
+    async fn write_retrying(
+        self,
+        batch: Vec<UsageEvent>,
+        closing: CancellationToken,
+    ) -> Result<(), Vec<UsageEvent>> {
+        let mut failures = 0u32;
+        loop {
+            match self.write(&batch).await {
+                Ok(()) => {
+                    if failures > 0 {
+                        tracing::info!(failures, "usage events are being written again");
+                    }
+                    return Ok(());
+                }
+                Err(err) => {
+                    failures += 1;
+                    if closing.is_cancelled() {
+                        return Err(batch);
+                    }
+                    metrics::retried();
+                    let delay = backoff(failures);
+                    log_failure(failures, delay, batch.len(), &err);
+                    tokio::select! {
+                        _ = closing.cancelled() => return Err(batch),
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
     }
 
     /// Up to [`SHUTDOWN_ATTEMPTS`] attempts at committing `events`, a short backoff apart.
@@ -158,33 +235,6 @@ impl Writer {
             tracing::debug!(failures, error = %err, "writing usage events at shutdown failed; retrying");
             tokio::time::sleep(backoff(failures)).await;
         }
-    }
-
-    /// Shutdown: close the buffer, commit what it holds while the database accepts writes,
-    /// spool the rest, replay the spool if time allows, then close the spool.
-    async fn drain(mut self, mut batch: Vec<UsageEvent>) {
-        self.rx.close();
-        let mut healthy = true;
-        loop {
-            self.take_waiting(&mut batch);
-            if batch.is_empty() {
-                break;
-            }
-            if healthy && let Err(err) = self.write_at_shutdown(&batch).await {
-                tracing::warn!(error = %err, "the database refused usage events at shutdown; spooling them");
-                healthy = false;
-            }
-            if healthy {
-                batch.clear();
-            } else {
-                self.spool.append(std::mem::take(&mut batch));
-            }
-        }
-        metrics::queue_depth(0);
-        if healthy {
-            self.replay_all().await;
-        }
-        self.spool.close().await;
     }
 }
 

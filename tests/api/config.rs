@@ -45,6 +45,11 @@ fn a_bad_value_exits_with_one_line_naming_the_setting() {
     assert_config_error(&out, "redis.url");
     let out = tollgate(&["migrate"], &[("TOLLGATE__LOG__FORMAT", "xml")]);
     assert_config_error(&out, "log.format");
+    let out = tollgate(
+        &["migrate"],
+        &[("TOLLGATE__METERING__WRITER_CONNECTIONS", "0")],
+    );
+    assert_config_error(&out, "metering.writer_connections");
 }
 
 #[test]

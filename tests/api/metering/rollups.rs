@@ -140,6 +140,19 @@ async fn stored_events(app: &TestApp, tenant: TenantId) -> Vec<UsageEvent> {
         .collect()
 }
 
+/// The tenant holds `count` raw events, and its rollups and totals equal those recomputed
+/// from them.
+async fn assert_rollups_match_raw_events(app: &TestApp, tenant: TenantId, count: usize) {
+    let raw = stored_events(app, tenant).await;
+    assert_eq!(raw.len(), count);
+    let expected = rollup::aggregate(&raw);
+    assert_eq!(stored_rollups(app, tenant).await, expected);
+    assert_eq!(
+        stored_totals(app, tenant).await,
+        rollup::totals_of(&expected)
+    );
+}
+
 /// Sends `events` shuffled into the given batches (re-sending some), then checks the
 /// rollups against the raw events.
 async fn check(app: &TestApp, draws: Vec<Draw>, batching: (Vec<usize>, Vec<bool>), seed: u64) {
@@ -289,14 +302,46 @@ async fn a_batch_mixing_stored_new_and_repeated_events_counts_each_event_once() 
     batch.push(events[5].clone());
     assert_eq!(insert_events(&app.state.db, &batch).await.unwrap(), 1_300);
 
-    let raw = stored_events(&app, tenant).await;
-    assert_eq!(raw.len(), events.len());
-    let expected = rollup::aggregate(&raw);
-    assert_eq!(stored_rollups(&app, tenant).await, expected);
-    assert_eq!(
-        stored_totals(&app, tenant).await,
-        rollup::totals_of(&expected)
-    );
+    assert_rollups_match_raw_events(&app, tenant, events.len()).await;
+}
+
+/// Batches committed at the same time — the writer's `writer_connections`, or several nodes —
+/// on the same keys and buckets add up, and a batch racing its own re-send is stored once:
+/// each transaction's upserts wait for the other's row locks.
+#[tokio::test]
+async fn concurrent_batches_on_the_same_buckets_add_up() {
+    let app = spawn_app().await;
+    let tenant = TenantId::new();
+    let keys = [KeyId::new(), KeyId::new(), KeyId::new()];
+    // Within a quarter of an hour, so every batch shares minute, hour and day rows.
+    let draws: Vec<Draw> = (0..2_000usize)
+        .map(|i| {
+            (
+                (i * 7 % 900) as i64,
+                i % 4,
+                i % 3,
+                i % 2,
+                i % 7,
+                300 + i as i64,
+                64,
+            )
+        })
+        .collect();
+    let events = build(tenant, &keys, &draws);
+    let batches: Vec<&[UsageEvent]> = events.chunks(250).collect();
+    // Every batch at once, and every other batch a second time beside it.
+    let sends = batches
+        .iter()
+        .chain(batches.iter().step_by(2))
+        .map(|batch| insert_events(&app.state.db, batch));
+    let stored: u64 = futures_util::future::join_all(sends)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .sum();
+    assert_eq!(stored, events.len() as u64, "each event stored once");
+
+    assert_rollups_match_raw_events(&app, tenant, events.len()).await;
 }
 
 /// What migration 000010 does to rollups stored before it: the totals it sums from
