@@ -132,6 +132,10 @@ pub struct KeySettings {
 pub struct MeteringSettings {
     pub buffer_capacity: usize,
     pub batch_size: usize,
+    /// The most events one batch takes when more are waiting (a writer that falls behind
+    /// commits larger batches, in which each key's calls fold into fewer rollup rows); a
+    /// value under `batch_size` counts as `batch_size`.
+    pub max_batch_size: usize,
     pub flush_interval_ms: u64,
     /// Batches committed at once on PostgreSQL, each on its own connection (SQLite: 1).
     pub writer_connections: usize,

@@ -60,6 +60,7 @@ pub fn start(
         rx,
         spool,
         batch_size: settings.batch_size,
+        max_batch_size: settings.max_batch_size.max(settings.batch_size),
         interval: Duration::from_millis(settings.flush_interval_ms),
         concurrency,
         closing: closing.clone(),

@@ -107,7 +107,7 @@ impl Writer {
                 return false;
             }
         };
-        for chunk in events.chunks(self.batch_size) {
+        for chunk in events.chunks(self.max_batch_size) {
             if let Err(err) = self.sink.write(chunk).await {
                 tracing::warn!(error = %err, "replaying the spool failed; will retry");
                 return false;

@@ -1,6 +1,8 @@
 //! The batch writer: one task that takes events from the buffer and commits them in batches,
 //! when `batch_size` are waiting or `flush_interval_ms` after the last flush. Only the first
-//! event after an idle spell wakes it; while events flow it collects them every 10 ms. Each
+//! event after an idle spell wakes it; while events flow it collects them every 10 ms. A batch
+//! takes everything waiting when it starts, up to `max_batch_size`: a writer that falls behind
+//! commits larger batches, in which each key's calls fold into fewer rollup rows. Each
 //! batch is committed by a task of its own, up to `writer_connections` at once (PostgreSQL;
 //! SQLite takes one writer at a time), so the next batch is collected and copied while the
 //! last one's rollups are added and committed. A failing database is retried with capped
@@ -19,8 +21,10 @@ use super::{UsageEvent, metrics, spool::Spool, store};
 /// First retry delay; doubles per failure up to [`BACKOFF_MAX`].
 const BACKOFF_BASE: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
-/// One batch write that takes longer is abandoned and retried (ids make that harmless).
+/// One batch write that takes longer, per [`WRITE_TIMEOUT_EVENTS`] events it holds, is
+/// abandoned and retried (ids make that harmless).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
+const WRITE_TIMEOUT_EVENTS: usize = 5_000;
 /// While events are flowing, the writer collects them this often instead of being woken for
 /// each one: a wake-up per event costs the request path a cross-thread notification.
 const LINGER: Duration = Duration::from_millis(10);
@@ -33,6 +37,8 @@ pub(super) struct Writer {
     pub rx: mpsc::Receiver<UsageEvent>,
     pub spool: Spool,
     pub batch_size: usize,
+    /// The most events a batch takes when more are waiting.
+    pub max_batch_size: usize,
     pub interval: Duration,
     /// Batches committed at once, each on its own connection.
     pub concurrency: usize,
@@ -81,7 +87,7 @@ impl Writer {
                     _ = nap => {}
                 }
             }
-            open &= self.take_waiting(&mut batch);
+            open &= self.take_waiting(&mut batch, self.batch_size);
             if open && batch.len() < self.batch_size && Instant::now() < deadline {
                 continue;
             }
@@ -91,6 +97,8 @@ impl Writer {
                 if self.closing.is_cancelled() {
                     break;
                 }
+                // What arrived meanwhile joins it (much, when the writer is behind).
+                open &= self.take_waiting(&mut batch, self.max_batch_size);
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(self.batch_size));
                 let sink = self.sink.clone();
                 self.in_flight
@@ -120,10 +128,10 @@ impl Writer {
         }
     }
 
-    /// Moves the events already buffered into `batch`, up to `batch_size`, without waiting;
+    /// Moves the events already buffered into `batch`, up to `most` in it, without waiting;
     /// `false` once every recorder is gone and the buffer is empty.
-    fn take_waiting(&mut self, batch: &mut Vec<UsageEvent>) -> bool {
-        while batch.len() < self.batch_size {
+    fn take_waiting(&mut self, batch: &mut Vec<UsageEvent>, most: usize) -> bool {
+        while batch.len() < most {
             match self.rx.try_recv() {
                 Ok(event) => batch.push(event),
                 Err(mpsc::error::TryRecvError::Empty) => return true,
@@ -153,7 +161,7 @@ impl Writer {
             .collect();
         let mut healthy = true;
         loop {
-            self.take_waiting(&mut batch);
+            self.take_waiting(&mut batch, self.max_batch_size);
             if batch.is_empty() {
                 break;
             }
@@ -179,7 +187,8 @@ impl Sink {
     /// One attempt at committing `events`.
     pub(super) async fn write(&self, events: &[UsageEvent]) -> Result<(), DbErr> {
         let started = std::time::Instant::now();
-        let written = tokio::time::timeout(WRITE_TIMEOUT, store::insert_events(&self.db, events))
+        let timeout = WRITE_TIMEOUT * events.len().div_ceil(WRITE_TIMEOUT_EVENTS).max(1) as u32;
+        let written = tokio::time::timeout(timeout, store::insert_events(&self.db, events))
             .await
             .map_err(|_| DbErr::Custom("the batch write timed out".into()))?;
         written?;

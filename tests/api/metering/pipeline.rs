@@ -1,6 +1,7 @@
 //! The recorder and the batch writer: every field stored, key counters, a full buffer
 //! spilling to the spool, and a database failure survived with each event stored once.
 
+use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
 use tollgate::{entities::usage_events, tenancy::Role};
 
 use super::{
@@ -142,4 +143,61 @@ async fn the_writer_survives_a_database_failure_and_stores_each_event_once() {
         "each event exactly once"
     );
     assert_eq!(key_row(&app.state.db, key).await.usage_count, 100);
+}
+
+/// A writer that falls behind takes everything waiting, up to `max_batch_size`, into one
+/// batch: after an outage the backlog goes in a few large batches (in which each key's calls
+/// fold into fewer rollup rows), not in thousands of `batch_size` ones.
+#[tokio::test]
+async fn a_writer_that_falls_behind_commits_the_backlog_in_larger_batches() {
+    let app = spawn_app_with(|s| {
+        s.metering.buffer_capacity = 2_000;
+        s.metering.batch_size = 10;
+        s.metering.max_batch_size = 500;
+        s.metering.flush_interval_ms = 20;
+    })
+    .await;
+    let owner = new_tenant_member(&app, Role::Owner).await;
+    let (key, _) = create_key(&app, &owner).await;
+    let retries_before = metric(&app, "tollgate_metering_retries_total").await;
+
+    break_events_table(&app.state.db, true).await;
+    for n in 0..1_000 {
+        app.state
+            .recorder
+            .record(event(owner.tenant_id, Some(key), n));
+        if n % 10 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    // The first batches fail and are retried; the rest waits in the buffer (not spooled).
+    for _ in 0..100 {
+        if metric(&app, "tollgate_metering_retries_total").await > retries_before {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(metric(&app, "tollgate_metering_retries_total").await > retries_before);
+    break_events_table(&app.state.db, false).await;
+    wait_for_events(&app.state.db, 1_000).await;
+    assert_eq!(key_row(&app.state.db, key).await.usage_count, 1_000);
+
+    // On PostgreSQL every batch is one transaction, so its rows share one `xmin`.
+    if app.state.db.get_database_backend() == DatabaseBackend::Postgres {
+        let batches = app
+            .state
+            .db
+            .query_one_raw(Statement::from_string(
+                DatabaseBackend::Postgres,
+                "SELECT count(DISTINCT xmin::text) AS n FROM usage_events",
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get::<i64>("", "n")
+            .unwrap();
+        // The batches held when the table broke, then at most 500 events each: a few, not
+        // the hundred of `batch_size`.
+        assert!(batches <= 8, "1,000 events in {batches} batches");
+    }
 }
