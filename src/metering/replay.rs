@@ -107,11 +107,23 @@ impl Writer {
                 return false;
             }
         };
-        for chunk in events.chunks(self.max_batch_size) {
+        // In batches bounded as live ones are (`Growth`).
+        let mut rest = &events[..];
+        while !rest.is_empty() {
+            let mut growth = self.growth(&[]);
+            let len = rest
+                .iter()
+                .position(|e| {
+                    growth.admit(e);
+                    growth.full()
+                })
+                .map_or(rest.len(), |last| last + 1);
+            let (chunk, tail) = rest.split_at(len);
             if let Err(err) = self.sink.write(chunk).await {
                 tracing::warn!(error = %err, "replaying the spool failed; will retry");
                 return false;
             }
+            rest = tail;
         }
         if let Err(err) = spool::remove_segment(path.clone()).await {
             // Its events are committed; replaying it again later is harmless.

@@ -1,8 +1,9 @@
 //! The batch writer: one task that takes events from the buffer and commits them in batches,
 //! when `batch_size` are waiting or `flush_interval_ms` after the last flush. Only the first
 //! event after an idle spell wakes it; while events flow it collects them every 10 ms. A batch
-//! takes everything waiting when it starts, up to `max_batch_size`: a writer that falls behind
-//! commits larger batches, in which each key's calls fold into fewer rollup rows. Each
+//! takes everything waiting when it starts, up to `max_batch_size` events and twice
+//! `batch_size` distinct keys: a writer that falls behind commits larger batches, in which each
+//! key's calls fold into fewer rollup rows. Each
 //! batch is committed by a task of its own, up to `writer_connections` at once (PostgreSQL;
 //! SQLite takes one writer at a time), so the next batch is collected and copied while the
 //! last one's rollups are added and committed. A failing database is retried with capped
@@ -10,13 +11,14 @@
 //! into the spool); spooled events are replayed once writes succeed. On shutdown it stops
 //! accepting, commits what it holds and spools what it cannot.
 
-use std::time::Duration;
+use std::{collections::HashSet, time::Duration};
 
 use sea_orm::{DatabaseConnection, DbErr};
 use tokio::{sync::mpsc, task::JoinSet, time::Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::{UsageEvent, metrics, spool::Spool, store};
+use crate::ids::KeyId;
 
 /// First retry delay; doubles per failure up to [`BACKOFF_MAX`].
 const BACKOFF_BASE: Duration = Duration::from_millis(100);
@@ -25,6 +27,9 @@ const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// abandoned and retried (ids make that harmless).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
 const WRITE_TIMEOUT_EVENTS: usize = 5_000;
+/// A batch grows past `batch_size` events while it holds at most this many times
+/// `batch_size` distinct keys ([`Growth`]).
+const KEYS_PER_BATCH: usize = 2;
 /// While events are flowing, the writer collects them this often instead of being woken for
 /// each one: a wake-up per event costs the request path a cross-thread notification.
 const LINGER: Duration = Duration::from_millis(10);
@@ -98,7 +103,7 @@ impl Writer {
                     break;
                 }
                 // What arrived meanwhile joins it (much, when the writer is behind).
-                open &= self.take_waiting(&mut batch, self.max_batch_size);
+                open &= self.top_up(&mut batch);
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(self.batch_size));
                 let sink = self.sink.clone();
                 self.in_flight
@@ -126,6 +131,36 @@ impl Writer {
                 _ = tokio::time::sleep(BACKOFF_BASE) => metrics::queue_depth(self.rx.len()),
             }
         }
+    }
+
+    /// Grows `batch` with the events waiting, as far as [`Growth`] allows. `false` as
+    /// [`Self::take_waiting`].
+    fn top_up(&mut self, batch: &mut Vec<UsageEvent>) -> bool {
+        let mut growth = self.growth(batch);
+        while !growth.full() {
+            match self.rx.try_recv() {
+                Ok(event) => {
+                    growth.admit(&event);
+                    batch.push(event);
+                }
+                Err(mpsc::error::TryRecvError::Empty) => return true,
+                Err(mpsc::error::TryRecvError::Disconnected) => return false,
+            }
+        }
+        true
+    }
+
+    /// How far a batch holding `batch` may grow.
+    pub(super) fn growth(&self, batch: &[UsageEvent]) -> Growth {
+        let mut growth = Growth {
+            keys: HashSet::new(),
+            most_keys: KEYS_PER_BATCH * self.batch_size,
+            most_events: self.max_batch_size,
+            events: 0,
+            full: false,
+        };
+        batch.iter().for_each(|e| growth.admit(e));
+        growth
     }
 
     /// Moves the events already buffered into `batch`, up to `most` in it, without waiting;
@@ -161,7 +196,7 @@ impl Writer {
             .collect();
         let mut healthy = true;
         loop {
-            self.take_waiting(&mut batch, self.max_batch_size);
+            self.top_up(&mut batch);
             if batch.is_empty() {
                 break;
             }
@@ -180,6 +215,33 @@ impl Writer {
             self.replay_all().await;
         }
         self.spool.close().await;
+    }
+}
+
+/// A batch's bound: `max_batch_size` events, and (one past) [`KEYS_PER_BATCH`] × `batch_size`
+/// distinct keys. A batch's memory and database work follow its distinct keys (each one's
+/// rollup, utilization and counter rows); what it gains from growing follows the calls that
+/// share them, so calls of keys already in it keep coming and a new key past the bound is the
+/// last one.
+pub(super) struct Growth {
+    keys: HashSet<Option<KeyId>>,
+    most_keys: usize,
+    most_events: usize,
+    events: usize,
+    full: bool,
+}
+
+impl Growth {
+    /// Counts `event` into the batch.
+    pub(super) fn admit(&mut self, event: &UsageEvent) {
+        self.events += 1;
+        let new_key = self.keys.insert(event.key_id);
+        self.full |=
+            self.events >= self.most_events || (new_key && self.keys.len() > self.most_keys);
+    }
+
+    pub(super) fn full(&self) -> bool {
+        self.full
     }
 }
 
@@ -265,6 +327,43 @@ fn log_failure(failures: u32, delay: Duration, count: usize, err: &DbErr) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_grows_while_its_keys_are_few_and_stops_at_the_first_key_past_the_bound() {
+        let tenant = crate::ids::TenantId::new();
+        let keys: Vec<KeyId> = (0..3).map(|_| KeyId::new()).collect();
+        let call = |k: usize| {
+            UsageEvent::new(
+                crate::metering::Source::Middleware,
+                tenant,
+                Some(keys[k]),
+                std::sync::Arc::from("/v1/x"),
+                crate::metering::method("GET"),
+                200,
+            )
+        };
+        let bound = |most_keys, most_events| Growth {
+            keys: HashSet::new(),
+            most_keys,
+            most_events,
+            events: 0,
+            full: false,
+        };
+        let mut growth = bound(2, 100);
+        for k in [0, 1, 0, 1, 1, 0] {
+            growth.admit(&call(k));
+            assert!(!growth.full(), "calls of the keys already in keep coming");
+        }
+        growth.admit(&call(2));
+        assert!(growth.full(), "a new key past the bound is the last one");
+
+        let mut growth = bound(10, 3);
+        growth.admit(&call(0));
+        growth.admit(&call(0));
+        assert!(!growth.full());
+        growth.admit(&call(0));
+        assert!(growth.full(), "at most `max_batch_size` events");
+    }
 
     #[test]
     fn backoff_doubles_and_is_capped() {

@@ -2,7 +2,7 @@
 //! spilling to the spool, and a database failure survived with each event stored once.
 
 use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
-use tollgate::{entities::usage_events, tenancy::Role};
+use tollgate::{entities::usage_events, ids::KeyId, tenancy::Role};
 
 use super::{
     break_events_table, count_events, create_key, event, key_row, metric, wait_for_events,
@@ -145,11 +145,11 @@ async fn the_writer_survives_a_database_failure_and_stores_each_event_once() {
     assert_eq!(key_row(&app.state.db, key).await.usage_count, 100);
 }
 
-/// A writer that falls behind takes everything waiting, up to `max_batch_size`, into one
-/// batch: after an outage the backlog goes in a few large batches (in which each key's calls
-/// fold into fewer rollup rows), not in thousands of `batch_size` ones.
-#[tokio::test]
-async fn a_writer_that_falls_behind_commits_the_backlog_in_larger_batches() {
+/// Records 1,000 events (`keys` cycled; `None` for the first's own key) while the events table
+/// is broken, so that the writer falls behind, then mends it and waits for every event. On
+/// PostgreSQL, where every batch is one transaction and its rows share one `xmin`: each
+/// batch's events and distinct keys.
+async fn backlog_batches(keys: &[Option<KeyId>]) -> Option<Vec<(i64, i64)>> {
     let app = spawn_app_with(|s| {
         s.metering.buffer_capacity = 2_000;
         s.metering.batch_size = 10;
@@ -158,14 +158,15 @@ async fn a_writer_that_falls_behind_commits_the_backlog_in_larger_batches() {
     })
     .await;
     let owner = new_tenant_member(&app, Role::Owner).await;
-    let (key, _) = create_key(&app, &owner).await;
+    let (own, _) = create_key(&app, &owner).await;
     let retries_before = metric(&app, "tollgate_metering_retries_total").await;
 
     break_events_table(&app.state.db, true).await;
     for n in 0..1_000 {
+        let key = keys[n % keys.len()].or(Some(own));
         app.state
             .recorder
-            .record(event(owner.tenant_id, Some(key), n));
+            .record(event(owner.tenant_id, key, n as i64));
         if n % 10 == 0 {
             tokio::task::yield_now().await;
         }
@@ -180,24 +181,55 @@ async fn a_writer_that_falls_behind_commits_the_backlog_in_larger_batches() {
     assert!(metric(&app, "tollgate_metering_retries_total").await > retries_before);
     break_events_table(&app.state.db, false).await;
     wait_for_events(&app.state.db, 1_000).await;
-    assert_eq!(key_row(&app.state.db, key).await.usage_count, 1_000);
+    let own_calls = keys.iter().filter(|k| k.is_none()).count() * 1_000 / keys.len();
+    assert_eq!(
+        key_row(&app.state.db, own).await.usage_count,
+        own_calls as i64
+    );
 
-    // On PostgreSQL every batch is one transaction, so its rows share one `xmin`.
-    if app.state.db.get_database_backend() == DatabaseBackend::Postgres {
-        let batches = app
-            .state
-            .db
-            .query_one_raw(Statement::from_string(
-                DatabaseBackend::Postgres,
-                "SELECT count(DISTINCT xmin::text) AS n FROM usage_events",
-            ))
-            .await
-            .unwrap()
-            .unwrap()
-            .try_get::<i64>("", "n")
-            .unwrap();
-        // The batches held when the table broke, then at most 500 events each: a few, not
-        // the hundred of `batch_size`.
-        assert!(batches <= 8, "1,000 events in {batches} batches");
+    let db = &app.state.db;
+    if db.get_database_backend() != DatabaseBackend::Postgres {
+        return None;
+    }
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            DatabaseBackend::Postgres,
+            "SELECT count(*) AS events, count(DISTINCT key_id) AS keys FROM usage_events \
+             GROUP BY xmin::text",
+        ))
+        .await
+        .unwrap();
+    Some(
+        rows.iter()
+            .map(|r| {
+                (
+                    r.try_get("", "events").unwrap(),
+                    r.try_get("", "keys").unwrap(),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// A writer that falls behind takes everything waiting, up to `max_batch_size`, into one
+/// batch: after an outage the backlog goes in a few large batches (in which each key's calls
+/// fold into fewer rollup rows), not in a hundred of `batch_size`.
+#[tokio::test]
+async fn a_writer_that_falls_behind_commits_the_backlog_in_larger_batches() {
+    if let Some(batches) = backlog_batches(&[None]).await {
+        assert!(batches.len() <= 8, "1,000 events in {batches:?}");
+    }
+}
+
+/// A batch grows only while it holds at most twice `batch_size` distinct keys (plus the one
+/// that reaches the bound): its memory and rows follow its keys.
+#[tokio::test]
+async fn a_growing_batch_stops_at_twice_batch_size_distinct_keys() {
+    let keys: Vec<Option<KeyId>> = (0..100).map(|_| Some(KeyId::new())).collect();
+    if let Some(batches) = backlog_batches(&keys).await {
+        let most_keys = batches.iter().map(|(_, keys)| *keys).max().unwrap();
+        let most_events = batches.iter().map(|(events, _)| *events).max().unwrap();
+        assert!(most_keys <= 21, "batches (events, keys): {batches:?}");
+        assert!(most_events > 10, "no batch grew: {batches:?}");
     }
 }
