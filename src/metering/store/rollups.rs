@@ -88,7 +88,7 @@ impl Part {
     }
 
     /// Where the row of `key` is: the rows are in key order, so a binary search finds it
-    /// (an index of owned keys cost ~250 bytes per row of a batch).
+    /// (an index of owned keys cost a hash entry and three strings per row of a batch).
     fn position(&self, key: &RowKey) -> Option<usize> {
         let (granularity, bucket, tenant, key_id, endpoint, method, class) = key;
         let granularity = rollup::Granularity::parse(granularity)?;
