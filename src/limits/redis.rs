@@ -32,7 +32,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures_util::{StreamExt as _, stream::FuturesUnordered};
+use futures_util::{StreamExt as _, future::Either, stream::FuturesUnordered};
 use redis::Script;
 use tokio::sync::{Notify, mpsc, oneshot};
 use uuid::Uuid;
@@ -377,6 +377,15 @@ impl Dispatcher {
         let mut batch: Vec<Pending> = Vec::with_capacity(queue.waiting.len().min(MAX_BATCH));
         let mut rest = Vec::new();
         for pending in queue.waiting.drain(..) {
+            // A call whose caller gave up while it waited (a timeout, a client that went
+            // away) is not decided: it would take from the limit for a call never served.
+            if pending
+                .reply
+                .as_ref()
+                .is_some_and(|reply| reply.is_closed())
+            {
+                continue;
+            }
             let fits = batch.len() < MAX_BATCH
                 && batch
                     .first()
@@ -388,6 +397,10 @@ impl Dispatcher {
             }
         }
         queue.waiting = rest;
+        if batch.is_empty() {
+            // Every waiting call was abandoned: nothing to decide.
+            return Either::Left(std::future::ready(key));
+        }
         // Requests for more lease only say so; the calls are the rest.
         let first = batch[0].req;
         let clock = batch[0].now_ms;
@@ -410,7 +423,7 @@ impl Dispatcher {
             self.leases.clone(),
             self.circuit.clone(),
         );
-        async move {
+        Either::Right(async move {
             metrics::histogram!("tollgate_limiter_batch_size").record(costs.len() as f64);
             let sent = Instant::now();
             let call = invoke(&redis, &script, &first, clock, &ask, &costs);
@@ -454,7 +467,7 @@ impl Dispatcher {
                 let _ = reply.send(decision);
             }
             key
-        }
+        })
     }
 }
 

@@ -19,7 +19,7 @@ use tollgate::{
 };
 use uuid::Uuid;
 
-use crate::helpers::{Backends, require_or_skip};
+use crate::helpers::{Backends, private_redis, require_or_skip};
 
 fn request(key: Uuid, quota: Quota, cost: u64, now: DateTime<Utc>) -> Request {
     let month = month_of(now, Tz::UTC);
@@ -504,4 +504,66 @@ async fn assert_every_key_expires(redis: &Redis, prefix: &str) -> Vec<String> {
         assert!(ttl > 0, "{k} has no TTL");
     }
     keys
+}
+
+/// A call whose caller gave up while it waited in the dispatcher's queue (behind its key's
+/// script call in flight) is not decided: it takes nothing from the limit. On a private
+/// `redis-server`, whose writes are paused to hold the first call in flight.
+#[tokio::test]
+async fn a_call_abandoned_while_queued_takes_nothing_from_the_limit() {
+    let Some(server) = private_redis("limits abandoned call").await else {
+        return;
+    };
+    let settings = RedisSettings {
+        url: SecretUrl::new(server.url()),
+        key_prefix: "abandoned:".into(),
+    };
+    let redis = Redis::connect(&settings).unwrap();
+    let limiter = Arc::new(RedisLimiter::new(redis, None));
+    let now = Utc::now();
+    let (t, key) = (ms(now), Uuid::now_v7());
+    let req = request(key, Quota { minute: 3, ..ROOMY }, 1, now);
+    // The script is loaded before the pause.
+    let other = request(Uuid::now_v7(), ROOMY, 1, now);
+    assert!(limiter.decide_at(&other, t).await.unwrap().allowed);
+
+    let mut admin = redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    // Under the limiter's 500 ms decision timeout.
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(300)
+        .arg("WRITE")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let calls_before = limiter.script_calls();
+    let first = tokio::spawn({
+        let limiter = limiter.clone();
+        async move { limiter.decide_at(&req, t).await }
+    });
+    // Once its script call is out (and held by the pause), the next call of the key waits.
+    while limiter.script_calls() == calls_before {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    let abandoned = tokio::time::timeout(
+        std::time::Duration::from_millis(50),
+        limiter.decide_at(&req, t),
+    );
+    assert!(
+        abandoned.await.is_err(),
+        "the second call waits behind the first"
+    );
+    assert!(first.await.unwrap().unwrap().allowed);
+
+    // Only the first call counted: two more fit in the limit of 3, then it refuses.
+    let allowed = [(); 3].map(|_| limiter.decide_at(&req, t));
+    let mut answers = Vec::new();
+    for decision in allowed {
+        answers.push(decision.await.unwrap().allowed);
+    }
+    assert_eq!(answers, [true, true, false]);
 }

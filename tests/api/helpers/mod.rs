@@ -20,7 +20,7 @@ pub use fixtures::{
 };
 pub use logs::{assert_logs_free_of, captured_logs};
 pub use pg_server::PrivatePostgres;
-pub use redis_server::PrivateRedis;
+pub use redis_server::{PrivateRedis, private_redis};
 pub use spawn::{TestApp, spawn_app, spawn_app_with, spawn_second_app, test_settings};
 
 /// Asserts `response` is problem+json with `status` and returns the parsed body.

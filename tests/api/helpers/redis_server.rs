@@ -95,3 +95,18 @@ fn spawn(port: u16, dir: &Path) -> Option<Child> {
         .spawn()
         .ok()
 }
+
+/// A private `redis-server` (the test may stop or pause it), or `None` when the test is
+/// skipped.
+pub async fn private_redis(test: &str) -> Option<PrivateRedis> {
+    super::require_or_skip("redis", super::Backends::from_env().redis, test)?;
+    let server = PrivateRedis::start().await;
+    if server.is_none() {
+        assert!(
+            !super::Backends::from_env().require_all,
+            "redis-server is not installed"
+        );
+        eprintln!("skipped: {test} needs the redis-server binary");
+    }
+    server
+}

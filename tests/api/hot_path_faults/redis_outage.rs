@@ -21,8 +21,8 @@ use super::{Answers, Calls, Load, assert_each_answer_metered_once, events_by_age
 use crate::helpers::create_key;
 use crate::{
     helpers::{
-        Backends, PrivateRedis, TestApp, assert_problem, new_tenant_member, problem,
-        require_or_skip, spawn_app_with,
+        PrivateRedis, TestApp, assert_problem, new_tenant_member, private_redis, problem,
+        spawn_app_with,
     },
     metering::metric,
 };
@@ -279,20 +279,6 @@ async fn recovered(calls: &mut Calls<'_>, call: Call, interim: u16, since: Insta
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// A private `redis-server` (this test stops it), or `None` when the test is skipped.
-async fn private_redis(test: &str) -> Option<PrivateRedis> {
-    require_or_skip("redis", Backends::from_env().redis, test)?;
-    let server = PrivateRedis::start().await;
-    if server.is_none() {
-        assert!(
-            !Backends::from_env().require_all,
-            "redis-server is not installed"
-        );
-        eprintln!("skipped: {test} needs the redis-server binary");
-    }
-    server
 }
 
 async fn app_on(redis: &PrivateRedis, policy: RedisFailure) -> TestApp {
