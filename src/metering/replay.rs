@@ -110,15 +110,7 @@ impl Writer {
         // In batches bounded as live ones are (`Growth`).
         let mut rest = &events[..];
         while !rest.is_empty() {
-            let mut growth = self.growth(&[]);
-            let len = rest
-                .iter()
-                .position(|e| {
-                    growth.admit(e);
-                    growth.full()
-                })
-                .map_or(rest.len(), |last| last + 1);
-            let (chunk, tail) = rest.split_at(len);
+            let (chunk, tail) = rest.split_at(self.growth(&[]).take(rest));
             if let Err(err) = self.sink.write(chunk).await {
                 tracing::warn!(error = %err, "replaying the spool failed; will retry");
                 return false;

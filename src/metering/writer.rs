@@ -3,13 +3,13 @@
 //! event after an idle spell wakes it; while events flow it collects them every 10 ms. A batch
 //! takes everything waiting when it starts, up to `max_batch_size` events and twice
 //! `batch_size` distinct keys: a writer that falls behind commits larger batches, in which each
-//! key's calls fold into fewer rollup rows. Each
-//! batch is committed by a task of its own, up to `writer_connections` at once (PostgreSQL;
-//! SQLite takes one writer at a time), so the next batch is collected and copied while the
-//! last one's rollups are added and committed. A failing database is retried with capped
-//! exponential backoff while the batch is kept (the buffer meanwhile fills and then spills
-//! into the spool); spooled events are replayed once writes succeed. On shutdown it stops
-//! accepting, commits what it holds and spools what it cannot.
+//! key's calls fold into fewer rollup rows. Each batch is committed by a task of its own, up
+//! to `writer_connections` at once (PostgreSQL; SQLite takes one writer at a time), so the
+//! next batch is collected and copied while the last one's rollups are added and committed.
+//! A failing database is retried with capped exponential backoff while the batch is kept (the
+//! buffer meanwhile fills and then spills into the spool); spooled events are replayed once
+//! writes succeed. On shutdown it stops accepting, commits what it holds and spools what it
+//! cannot.
 
 use std::{collections::HashSet, time::Duration};
 
@@ -92,7 +92,7 @@ impl Writer {
                     _ = nap => {}
                 }
             }
-            open &= self.take_waiting(&mut batch, self.batch_size);
+            open &= self.take_waiting(&mut batch);
             if open && batch.len() < self.batch_size && Instant::now() < deadline {
                 continue;
             }
@@ -159,14 +159,14 @@ impl Writer {
             events: 0,
             full: false,
         };
-        batch.iter().for_each(|e| growth.admit(e));
+        growth.take(batch);
         growth
     }
 
-    /// Moves the events already buffered into `batch`, up to `most` in it, without waiting;
+    /// Moves the events already buffered into `batch`, up to `batch_size`, without waiting;
     /// `false` once every recorder is gone and the buffer is empty.
-    fn take_waiting(&mut self, batch: &mut Vec<UsageEvent>, most: usize) -> bool {
-        while batch.len() < most {
+    fn take_waiting(&mut self, batch: &mut Vec<UsageEvent>) -> bool {
+        while batch.len() < self.batch_size {
             match self.rx.try_recv() {
                 Ok(event) => batch.push(event),
                 Err(mpsc::error::TryRecvError::Empty) => return true,
@@ -242,6 +242,17 @@ impl Growth {
 
     pub(super) fn full(&self) -> bool {
         self.full
+    }
+
+    /// How many of `events`, from the first, the batch takes.
+    pub(super) fn take(&mut self, events: &[UsageEvent]) -> usize {
+        for (i, event) in events.iter().enumerate() {
+            self.admit(event);
+            if self.full {
+                return i + 1;
+            }
+        }
+        events.len()
     }
 }
 
@@ -363,6 +374,11 @@ mod tests {
         assert!(!growth.full());
         growth.admit(&call(0));
         assert!(growth.full(), "at most `max_batch_size` events");
+
+        // A spool segment is cut where a batch would stop.
+        let segment = [0, 1, 0, 2, 1].map(call);
+        assert_eq!(bound(2, 100).take(&segment), 4);
+        assert_eq!(bound(3, 100).take(&segment), 5);
     }
 
     #[test]

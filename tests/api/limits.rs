@@ -546,9 +546,14 @@ async fn a_call_abandoned_while_queued_takes_nothing_from_the_limit() {
         async move { limiter.decide_at(&req, t).await }
     });
     // Once its script call is out (and held by the pause), the next call of the key waits.
-    while limiter.script_calls() == calls_before {
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-    }
+    let out = async {
+        while limiter.script_calls() == calls_before {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), out)
+        .await
+        .expect("the first call's script call goes out");
     let abandoned = tokio::time::timeout(
         std::time::Duration::from_millis(50),
         limiter.decide_at(&req, t),

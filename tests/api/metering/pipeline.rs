@@ -2,12 +2,12 @@
 //! spilling to the spool, and a database failure survived with each event stored once.
 
 use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
-use tollgate::{entities::usage_events, ids::KeyId, tenancy::Role};
+use tollgate::{entities::usage_events, ids::KeyId, metering::UsageEvent, tenancy::Role};
 
 use super::{
     break_events_table, count_events, create_key, event, key_row, metric, wait_for_events,
 };
-use crate::helpers::{new_tenant_member, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, new_tenant_member, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn recorded_events_are_stored_with_every_field_and_counted_on_their_key() {
@@ -119,14 +119,7 @@ async fn the_writer_survives_a_database_failure_and_stores_each_event_once() {
     let spooled_before = metric(&app, "tollgate_metering_spooled_total").await;
 
     break_events_table(&app.state.db, true).await;
-    for n in 0..100 {
-        app.state
-            .recorder
-            .record(event(owner.tenant_id, Some(key), n));
-        if n % 10 == 0 {
-            tokio::task::yield_now().await;
-        }
-    }
+    record_yielding(&app, (0..100).map(|n| event(owner.tenant_id, Some(key), n))).await;
     // The writer fails, keeps its batch and retries; the buffer fills and spills.
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;
     assert!(metric(&app, "tollgate_metering_retries_total").await > retries_before);
@@ -143,6 +136,16 @@ async fn the_writer_survives_a_database_failure_and_stores_each_event_once() {
         "each event exactly once"
     );
     assert_eq!(key_row(&app.state.db, key).await.usage_count, 100);
+}
+
+/// Records `events`, letting the writer run after every tenth.
+async fn record_yielding(app: &TestApp, events: impl IntoIterator<Item = UsageEvent>) {
+    for (n, event) in events.into_iter().enumerate() {
+        app.state.recorder.record(event);
+        if n % 10 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
 }
 
 /// Records 1,000 events (`keys` cycled; `None` for the first's own key) while the events table
@@ -162,15 +165,14 @@ async fn backlog_batches(keys: &[Option<KeyId>]) -> Option<Vec<(i64, i64)>> {
     let retries_before = metric(&app, "tollgate_metering_retries_total").await;
 
     break_events_table(&app.state.db, true).await;
-    for n in 0..1_000 {
-        let key = keys[n % keys.len()].or(Some(own));
-        app.state
-            .recorder
-            .record(event(owner.tenant_id, key, n as i64));
-        if n % 10 == 0 {
-            tokio::task::yield_now().await;
-        }
-    }
+    let events = (0..1_000).map(|n| {
+        event(
+            owner.tenant_id,
+            keys[n % keys.len()].or(Some(own)),
+            n as i64,
+        )
+    });
+    record_yielding(&app, events).await;
     // The first batches fail and are retried; the rest waits in the buffer (not spooled).
     for _ in 0..100 {
         if metric(&app, "tollgate_metering_retries_total").await > retries_before {
