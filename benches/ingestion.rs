@@ -250,11 +250,12 @@ async fn raw_copy(db: &DatabaseConnection, events: &[UsageEvent], chunk: usize) 
 /// Multi-row `INSERT`s of the same rows into `usage_events` (SQLite), all in one transaction:
 /// the ceiling for these rows into this table through this driver.
 async fn raw_insert(db: &DatabaseConnection, events: &[UsageEvent]) -> f64 {
-    use sea_orm::TransactionTrait;
+    use sea_orm::sqlx::Connection;
     let started = Instant::now();
-    let txn = db.begin().await.unwrap();
+    let mut conn = db.get_sqlite_connection_pool().acquire().await.unwrap();
+    let mut txn = conn.begin().await.unwrap();
     for chunk in events.chunks(store::SQLITE_ROWS_PER_STATEMENT) {
-        txn.execute_raw(store::sqlite_insert(chunk)).await.unwrap();
+        store::sqlite_insert(&mut txn, chunk).await.unwrap();
     }
     txn.commit().await.unwrap();
     events.len() as f64 / started.elapsed().as_secs_f64()

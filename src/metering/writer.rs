@@ -11,8 +11,9 @@
 //! writes succeed. On shutdown it stops accepting, commits what it holds and spools what it
 //! cannot.
 
-use std::{collections::HashSet, time::Duration};
+use std::{collections::HashSet, panic::AssertUnwindSafe, time::Duration};
 
+use futures_util::FutureExt;
 use sea_orm::{DatabaseConnection, DbErr};
 use tokio::{sync::mpsc, task::JoinSet, time::Instant};
 use tokio_util::sync::CancellationToken;
@@ -261,9 +262,10 @@ impl Sink {
     pub(super) async fn write(&self, events: &[UsageEvent]) -> Result<(), DbErr> {
         let started = std::time::Instant::now();
         let timeout = WRITE_TIMEOUT * events.len().div_ceil(WRITE_TIMEOUT_EVENTS).max(1) as u32;
-        let written = tokio::time::timeout(timeout, store::insert_events(&self.db, events))
-            .await
-            .map_err(|_| DbErr::Custom("the batch write timed out".into()))?;
+        let written =
+            tokio::time::timeout(timeout, unwinding(store::insert_events(&self.db, events)))
+                .await
+                .map_err(|_| DbErr::Custom("the batch write timed out".into()))?;
         written?;
         metrics::flushed(events.len(), started.elapsed().as_secs_f64());
         self.live.publish(events);
@@ -316,6 +318,27 @@ impl Sink {
             }
             tracing::debug!(failures, error = %err, "writing usage events at shutdown failed; retrying");
             tokio::time::sleep(backoff(failures)).await;
+        }
+    }
+}
+
+/// `write`, with a panic inside it turned into an error: a bug met while writing a batch (in
+/// encoding its rows, say) fails that attempt like a database error does, so the batch is
+/// kept, retried, spooled at shutdown, or its spool segment kept on replay — instead of
+/// being lost with the task that held it. A transaction the panic interrupted is rolled
+/// back when its connection is dropped.
+async fn unwinding<T>(write: impl Future<Output = Result<T, DbErr>>) -> Result<T, DbErr> {
+    match AssertUnwindSafe(write).catch_unwind().await {
+        Ok(written) => written,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("(no message)");
+            Err(DbErr::Custom(format!(
+                "the batch write panicked: {message}"
+            )))
         }
     }
 }
@@ -379,6 +402,32 @@ mod tests {
         let segment = [0, 1, 0, 2, 1].map(call);
         assert_eq!(bound(2, 100).take(&segment), 4);
         assert_eq!(bound(3, 100).take(&segment), 5);
+    }
+
+    /// A write with a bug: it indexes past its rows.
+    async fn buggy_write(rows: &[u64], at: usize) -> Result<u64, DbErr> {
+        Ok(rows[at])
+    }
+
+    async fn explicit_panic() -> Result<u64, DbErr> {
+        panic!("a bug in encoding a row")
+    }
+
+    #[tokio::test]
+    async fn a_write_that_panics_is_a_failed_write() {
+        let message = |result: Result<u64, DbErr>| match result {
+            Err(DbErr::Custom(message)) => message,
+            other => panic!("expected the panic as an error, got {other:?}"),
+        };
+        assert_eq!(
+            message(unwinding(explicit_panic()).await),
+            "the batch write panicked: a bug in encoding a row"
+        );
+        assert_eq!(
+            message(unwinding(buggy_write(&[1, 2], 5)).await),
+            "the batch write panicked: index out of bounds: the len is 2 but the index is 5"
+        );
+        assert_eq!(unwinding(buggy_write(&[1, 2], 1)).await.ok(), Some(2));
     }
 
     #[test]

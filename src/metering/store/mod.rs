@@ -5,7 +5,7 @@
 //! PostgreSQL goes through binary `COPY` into a staging table; SQLite through multi-row
 //! `INSERT … RETURNING`.
 
-use sea_orm::{DatabaseBackend, DatabaseConnection, DbErr};
+use sea_orm::{ConnAcquireErr, DatabaseBackend, DatabaseConnection, DbErr, RuntimeErr, sqlx};
 
 use super::UsageEvent;
 
@@ -24,7 +24,7 @@ pub async fn insert_events(db: &DatabaseConnection, events: &[UsageEvent]) -> Re
         DatabaseBackend::Postgres => {
             postgres::insert(db.get_postgres_connection_pool(), events).await
         }
-        _ => sqlite::insert(db, events).await,
+        _ => sqlite::insert(db.get_sqlite_connection_pool(), events).await,
     }
 }
 
@@ -57,15 +57,29 @@ pub fn copy_payload(events: &[UsageEvent]) -> Vec<u8> {
 pub const SQLITE_ROWS_PER_STATEMENT: usize = sqlite::ROWS_PER_STATEMENT;
 
 /// A plain multi-row `INSERT` of `events` (at most [`SQLITE_ROWS_PER_STATEMENT`]) into
-/// `usage_events` on SQLite, with the writer's parameters but no conflict handling (public for
-/// the ingestion benchmark's raw-`INSERT` baseline).
-pub fn sqlite_insert(events: &[UsageEvent]) -> sea_orm::Statement {
-    let sql = sqlite::insert_sql(events.len(), sqlite::Tail::Plain);
-    sea_orm::Statement::from_sql_and_values(
-        DatabaseBackend::Sqlite,
-        sql.as_ref(),
-        sqlite::values(events),
-    )
+/// `usage_events` on SQLite, bound as the writer binds them but with no conflict handling
+/// (public for the ingestion benchmark's raw-`INSERT` baseline).
+pub async fn sqlite_insert(
+    conn: &mut sea_orm::sqlx::SqliteConnection,
+    events: &[UsageEvent],
+) -> Result<u64, DbErr> {
+    sqlite::insert_plain(conn, events).await
+}
+
+fn acquire_err(err: sqlx::Error) -> DbErr {
+    match err {
+        sqlx::Error::PoolTimedOut => DbErr::ConnectionAcquire(ConnAcquireErr::Timeout),
+        sqlx::Error::PoolClosed => DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed),
+        other => DbErr::Conn(RuntimeErr::SqlxError(other.into())),
+    }
+}
+
+fn exec_err(err: sqlx::Error) -> DbErr {
+    match err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => acquire_err(err),
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) => DbErr::Conn(RuntimeErr::SqlxError(err.into())),
+        other => DbErr::Exec(RuntimeErr::SqlxError(other.into())),
+    }
 }
 
 /// The columns written, in the order of the staging table and of every row.

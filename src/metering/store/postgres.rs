@@ -18,14 +18,14 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ConnAcquireErr, DbErr, RuntimeErr,
+    DbErr,
     sqlx::{self, Connection, Executor, PgConnection, PgPool, Row},
 };
 use uuid::Uuid;
 
 use super::{
-    COLUMNS, copy,
-    rollups::{self, Deltas, Part, RowKey},
+    COLUMNS, acquire_err, copy, exec_err,
+    rollups::{self, Deltas, Part},
 };
 use crate::metering::{
     UsageEvent,
@@ -252,15 +252,7 @@ async fn add_part(conn: &mut PgConnection, part: &Part) -> Result<(), sqlx::Erro
     let returned = upsert.fetch_all(&mut *conn).await?;
     let mut merges: Vec<(String, (String, Vec<u8>))> = Vec::new();
     for row in returned {
-        let key: RowKey = (
-            row.try_get("granularity")?,
-            row.try_get("bucket_start")?,
-            row.try_get("tenant_id")?,
-            row.try_get("key_id")?,
-            row.try_get("endpoint")?,
-            row.try_get("method")?,
-            row.try_get("status_class")?,
-        );
+        let key = rollups::returned_key(&row)?;
         let codes: serde_json::Value = row.try_get("status_codes")?;
         let sketch: Vec<u8> = row.try_get("latency_sketch")?;
         let count: i64 = row.try_get("count")?;
@@ -355,20 +347,4 @@ fn per_key(events: &[UsageEvent]) -> (Vec<Uuid>, Vec<i64>, Vec<DateTime<Utc>>) {
 fn is_unique_violation(err: &sqlx::Error) -> bool {
     err.as_database_error()
         .is_some_and(|db| db.code().as_deref() == Some("23505"))
-}
-
-fn acquire_err(err: sqlx::Error) -> DbErr {
-    match err {
-        sqlx::Error::PoolTimedOut => DbErr::ConnectionAcquire(ConnAcquireErr::Timeout),
-        sqlx::Error::PoolClosed => DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed),
-        other => DbErr::Conn(RuntimeErr::SqlxError(other.into())),
-    }
-}
-
-fn exec_err(err: sqlx::Error) -> DbErr {
-    match err {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => acquire_err(err),
-        sqlx::Error::Io(_) | sqlx::Error::Tls(_) => DbErr::Conn(RuntimeErr::SqlxError(err.into())),
-        other => DbErr::Exec(RuntimeErr::SqlxError(other.into())),
-    }
 }

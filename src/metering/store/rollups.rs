@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use sea_orm::sqlx::{self, ColumnIndex, Decode, Type};
 use uuid::Uuid;
 
 use crate::metering::{
@@ -23,6 +24,27 @@ use crate::metering::{
 
 /// The key of a returned row, as read back.
 pub(super) type RowKey = (String, DateTime<Utc>, Uuid, Uuid, String, String, i16);
+
+/// The key of a row the upsert returned, read by column name (both backends).
+pub(super) fn returned_key<'r, R>(row: &'r R) -> Result<RowKey, sqlx::Error>
+where
+    R: sqlx::Row,
+    &'r str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    DateTime<Utc>: Decode<'r, R::Database> + Type<R::Database>,
+    Uuid: Decode<'r, R::Database> + Type<R::Database>,
+    i16: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok((
+        row.try_get("granularity")?,
+        row.try_get("bucket_start")?,
+        row.try_get("tenant_id")?,
+        row.try_get("key_id")?,
+        row.try_get("endpoint")?,
+        row.try_get("method")?,
+        row.try_get("status_class")?,
+    ))
+}
 
 /// One rollup row of a batch.
 pub(super) type Row = (RollupKey, Totals);

@@ -1,22 +1,35 @@
 //! The SQLite batch write: multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING` (chunked
 //! under SQLite's bound-parameter limit), the keys' counters and the rollups of the inserted
 //! events, in one transaction.
+//!
+//! Written with sqlx on the pool's connection, as the PostgreSQL side is, and not through
+//! SeaORM's statements: those carry their parameters as `sea_query::Value`s, which SeaORM
+//! clones before handing them to sqlx, which copies every string once more. For an event
+//! that was some thirty allocations and copies of its seventeen parameters on the way to
+//! SQLite; bound here, its shared strings (endpoint, method, user agent, source) are passed
+//! by reference count and only its ids, times and address are encoded.
 
-use std::collections::HashSet;
+use std::{
+    collections::HashSet,
+    sync::{Arc, LazyLock},
+};
 
 use chrono::Utc;
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, Statement,
-    TransactionTrait, Value,
+    DbErr,
+    sqlx::{
+        self, Arguments, Connection, Encode, Executor, Row, Sqlite, SqliteConnection, SqlitePool,
+        Type, error::BoxDynError, sqlite::SqliteArguments,
+    },
 };
 use uuid::Uuid;
 
 use super::{
-    COLUMNS,
-    rollups::{self, Deltas, Part, RowKey},
+    COLUMNS, acquire_err, exec_err,
+    rollups::{self, Deltas, Part},
 };
 use crate::metering::{
-    UsageEvent,
+    Source, UsageEvent,
     utilization::{self, PeakKey, PerMille},
 };
 
@@ -56,35 +69,72 @@ fn chunks_of<'a, T>(
     })
 }
 
-/// Runs `update`, which reads `v`, over `rows` (each the values of `columns`) as `WITH v(…)
-/// AS (VALUES (?, …), …) {update}` statements of [`UPDATE_CHUNK_SIZES`] rows: one statement
-/// updates many rows, each found through `v` (SQLite's `UPDATE … FROM`). A batch's keys and
-/// write-backs were one statement per row, each a round trip to the connection's worker
-/// thread; with events spread over many keys those round trips were most of a batch's time.
-async fn update_from_values<const N: usize>(
-    txn: &DatabaseTransaction,
-    columns: [&str; N],
-    rows: Vec<[Value; N]>,
+/// Parameters for one statement, added one value after another; the first that fails to
+/// encode (none of the types bound here can) fails the statement.
+struct Params {
+    args: SqliteArguments,
+    failed: Option<BoxDynError>,
+}
+
+impl Params {
+    fn with_capacity(values: usize) -> Self {
+        let mut args = SqliteArguments::default();
+        args.reserve(values, 0);
+        Self { args, failed: None }
+    }
+
+    fn add<'t, T: Encode<'t, Sqlite> + Type<Sqlite>>(&mut self, value: T) -> &mut Self {
+        if let Err(err) = self.args.add(value) {
+            self.failed.get_or_insert(err);
+        }
+        self
+    }
+
+    fn into_arguments(self) -> Result<SqliteArguments, sqlx::Error> {
+        match self.failed {
+            None => Ok(self.args),
+            Some(err) => Err(sqlx::Error::Encode(err)),
+        }
+    }
+}
+
+/// Runs `sql` with `params`.
+async fn execute(
+    conn: &mut SqliteConnection,
+    sql: &str,
+    params: Params,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query_with(sqlx::AssertSqlSafe(sql), params.into_arguments()?)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// Runs `update`, which reads `v`, over `rows` (each the values of `columns`, added by
+/// `bind`) as `WITH v(…) AS (VALUES (?, …), …) {update}` statements of
+/// [`UPDATE_CHUNK_SIZES`] rows: one statement updates many rows, each found through `v`
+/// (SQLite's `UPDATE … FROM`). A batch's keys and write-backs were one statement per row,
+/// each a round trip to the connection's worker thread; with events spread over many keys
+/// those round trips were most of a batch's time.
+async fn update_from_values<R>(
+    conn: &mut SqliteConnection,
+    columns: &[&str],
+    rows: &[R],
+    bind: impl Fn(&mut Params, &R),
     update: &str,
-) -> Result<(), DbErr> {
-    let sizes: Vec<usize> = chunks_of(&rows, &UPDATE_CHUNK_SIZES)
-        .map(|(_, chunk)| chunk.len())
-        .collect();
-    let row = format!("({})", vec!["?"; N].join(", "));
-    let mut rows = rows.into_iter();
-    for size in sizes {
+) -> Result<(), sqlx::Error> {
+    let row = format!("({})", vec!["?"; columns.len()].join(", "));
+    for (_, chunk) in chunks_of(rows, &UPDATE_CHUNK_SIZES) {
         let sql = format!(
             "WITH v({}) AS (VALUES {}) {update}",
             columns.join(", "),
-            vec![row.as_str(); size].join(", ")
+            vec![row.as_str(); chunk.len()].join(", ")
         );
-        let values: Vec<Value> = rows.by_ref().take(size).flatten().collect();
-        txn.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Sqlite,
-            sql,
-            values,
-        ))
-        .await?;
+        let mut params = Params::with_capacity(chunk.len() * columns.len());
+        for row in chunk {
+            bind(&mut params, row);
+        }
+        execute(conn, &sql, params).await?;
     }
     Ok(())
 }
@@ -94,23 +144,37 @@ const BUMP_KEYS: &str = "UPDATE api_keys SET usage_count = usage_count + v.n, \
      last_used_at = CASE WHEN api_keys.last_used_at IS NULL OR api_keys.last_used_at < v.last \
      THEN v.last ELSE api_keys.last_used_at END FROM v WHERE api_keys.id = v.id";
 
-pub async fn insert(db: &DatabaseConnection, events: &[UsageEvent]) -> Result<u64, DbErr> {
-    let txn = db.begin().await?;
+pub async fn insert(pool: &SqlitePool, events: &[UsageEvent]) -> Result<u64, DbErr> {
+    let mut conn = pool.acquire().await.map_err(acquire_err)?;
+    let stored = insert_on(&mut conn, events).await.map_err(exec_err);
+    // A batch's statements grow the connection's argument and row buffers; keep them small.
+    conn.shrink_buffers();
+    stored
+}
+
+async fn insert_on(conn: &mut SqliteConnection, events: &[UsageEvent]) -> Result<u64, sqlx::Error> {
+    let mut tx = conn.begin().await?;
     let mut stored: Vec<&UsageEvent> = Vec::with_capacity(events.len());
     for (_, chunk) in chunks(events) {
-        insert_chunk(&txn, chunk, &mut stored).await?;
+        insert_chunk(&mut tx, chunk, &mut stored).await?;
     }
     let count = stored.len() as u64;
-    let keys = super::per_key(stored.iter().copied())
-        .into_iter()
-        .map(|(key, (count, last))| [key.into(), count.into(), last.into()])
-        .collect();
-    update_from_values(&txn, ["id", "n", "last"], keys, BUMP_KEYS).await?;
+    let keys = super::per_key(stored.iter().copied());
+    update_from_values(
+        &mut tx,
+        &["id", "n", "last"],
+        &keys,
+        |params, (key, (count, last))| {
+            params.add(*key).add(*count).add(*last);
+        },
+        BUMP_KEYS,
+    )
+    .await?;
     let deltas = Deltas::of(stored.iter().copied());
-    add_rollups(&txn, &deltas.detail).await?;
-    add_rollups(&txn, &deltas.totals).await?;
-    add_peaks(&txn, &deltas.peaks).await?;
-    txn.commit().await?;
+    add_rollups(&mut tx, &deltas.detail).await?;
+    add_rollups(&mut tx, &deltas.totals).await?;
+    add_peaks(&mut tx, &deltas.peaks).await?;
+    tx.commit().await?;
     Ok(count)
 }
 
@@ -119,29 +183,30 @@ pub async fn insert(db: &DatabaseConnection, events: &[UsageEvent]) -> Result<u6
 /// (which hands every id back through the driver) and the count checked; a chunk that held
 /// duplicates is rolled back to its savepoint and inserted again, returning the new ids.
 async fn insert_chunk<'a>(
-    txn: &DatabaseTransaction,
+    conn: &mut SqliteConnection,
     chunk: &'a [UsageEvent],
     stored: &mut Vec<&'a UsageEvent>,
-) -> Result<(), DbErr> {
-    let statement = |tail| {
+) -> Result<(), sqlx::Error> {
+    let statement = |tail| -> Result<_, sqlx::Error> {
         let sql = insert_sql(chunk.len(), tail);
-        Statement::from_sql_and_values(DbBackend::Sqlite, sql.as_ref(), values(chunk))
+        Ok(sqlx::query_with(
+            sqlx::AssertSqlSafe(sql),
+            values(chunk).into_arguments()?,
+        ))
     };
-    txn.execute_unprepared("SAVEPOINT usage_chunk").await?;
-    let inserted = txn.execute_raw(statement(Tail::SkipStored)).await?;
+    conn.execute("SAVEPOINT usage_chunk").await?;
+    let inserted = statement(Tail::SkipStored)?.execute(&mut *conn).await?;
     if inserted.rows_affected() != chunk.len() as u64 {
-        txn.execute_unprepared("ROLLBACK TO usage_chunk").await?;
+        conn.execute("ROLLBACK TO usage_chunk").await?;
         let mut new: HashSet<Uuid> = HashSet::with_capacity(chunk.len());
-        for row in txn.query_all_raw(statement(Tail::ReturningNew)).await? {
-            new.insert(row.try_get("", "id")?);
+        for row in statement(Tail::ReturningNew)?.fetch_all(&mut *conn).await? {
+            new.insert(row.try_get("id")?);
         }
         stored.extend(chunk.iter().filter(|e| new.remove(&e.id)));
     } else {
         stored.extend(chunk);
     }
-    txn.execute_unprepared("RELEASE usage_chunk")
-        .await
-        .map(drop)
+    conn.execute("RELEASE usage_chunk").await.map(drop)
 }
 
 /// Writes back the merged status codes and sketches (`v`: rowid, codes, sketch) of rows of
@@ -155,9 +220,9 @@ fn merge_rollups(table: &str) -> String {
 }
 
 /// Adds one table's rows of a batch (see [`rollups`]).
-async fn add_rollups(txn: &DatabaseTransaction, part: &Part) -> Result<(), DbErr> {
+async fn add_rollups(conn: &mut SqliteConnection, part: &Part) -> Result<(), sqlx::Error> {
     let now = Utc::now();
-    let mut merges = Vec::new();
+    let mut merges: Vec<(i64, (String, Vec<u8>))> = Vec::new();
     let columns = rollups::columns(part.table);
     let row = format!("({})", vec!["?"; columns.len()].join(", "));
     // Rollup rows have 18 or 19 parameters each: a chunk stays under SQLite's 32,766.
@@ -174,71 +239,69 @@ async fn add_rollups(txn: &DatabaseTransaction, part: &Part) -> Result<(), DbErr
                 ", rowid AS rid"
             )
         );
-        let mut values: Vec<Value> = Vec::with_capacity(rows.len() * columns.len());
+        let mut params = Params::with_capacity(rows.len() * columns.len());
         for (i, (key, t)) in rows.iter().enumerate() {
             let at = start + i;
-            let sketch = part.sketches[at].clone();
-            values.extend([
-                key.granularity.as_str().into(),
-                key.bucket_start.into(),
-                key.tenant_id.into(),
-                key.key_id.into(),
-                key.endpoint.to_string().into(),
-                key.method.to_string().into(),
-                key.status_class.into(),
-                t.count.into(),
-                t.status_codes_json().to_string().into(),
-                t.bytes_in.into(),
-                t.bytes_out.into(),
-                t.tokens_in.into(),
-                t.tokens_out.into(),
-                t.cost_nanos.into(),
-                t.latency_sum_us.into(),
-                t.latency_max_us.into(),
-                sketch.into(),
-                now.into(),
-            ]);
+            params
+                .add(key.granularity.as_str())
+                .add(key.bucket_start)
+                .add(key.tenant_id)
+                .add(key.key_id)
+                .add(key.endpoint.clone())
+                .add(key.method.clone())
+                .add(key.status_class)
+                .add(t.count)
+                .add(t.status_codes_json().to_string())
+                .add(t.bytes_in)
+                .add(t.bytes_out)
+                .add(t.tokens_in)
+                .add(t.tokens_out)
+                .add(t.cost_nanos)
+                .add(t.latency_sum_us)
+                .add(t.latency_max_us)
+                .add(part.sketches[at].as_slice())
+                .add(now);
             if let Some(endpoints) = &part.endpoints {
-                values.push(endpoints[at].clone().into());
+                params.add(endpoints[at].as_str());
             }
         }
-        let returned = txn
-            .query_all_raw(Statement::from_sql_and_values(
-                DbBackend::Sqlite,
-                sql,
-                values,
-            ))
+        let returned = sqlx::query_with(sqlx::AssertSqlSafe(sql), params.into_arguments()?)
+            .fetch_all(&mut *conn)
             .await?;
         for row in returned {
-            let key: RowKey = (
-                row.try_get("", "granularity")?,
-                row.try_get("", "bucket_start")?,
-                row.try_get("", "tenant_id")?,
-                row.try_get("", "key_id")?,
-                row.try_get("", "endpoint")?,
-                row.try_get("", "method")?,
-                row.try_get("", "status_class")?,
-            );
-            let codes: String = row.try_get("", "status_codes")?;
-            let codes = serde_json::from_str(&codes).map_err(|err| corrupt(err.to_string()))?;
-            let sketch: Vec<u8> = row.try_get("", "latency_sketch")?;
-            let count: i64 = row.try_get("", "count")?;
-            if let Some(merged) = part.merged(&key, count, &codes, &sketch).map_err(corrupt)? {
-                let rowid: i64 = row.try_get("", "rid")?;
-                merges.push((rowid, merged));
+            let key = rollups::returned_key(&row)?;
+            let codes: String = row.try_get("status_codes")?;
+            let codes = serde_json::from_str(&codes).map_err(|err| corrupt(part, err))?;
+            let sketch: Vec<u8> = row.try_get("latency_sketch")?;
+            let count: i64 = row.try_get("count")?;
+            if let Some(merged) = part
+                .merged(&key, count, &codes, &sketch)
+                .map_err(|err| corrupt(part, err))?
+            {
+                merges.push((row.try_get("rid")?, merged));
             }
         }
     }
-    let merges = merges
-        .into_iter()
-        .map(|(rowid, (codes, sketch))| [rowid.into(), codes.into(), sketch.into()])
-        .collect();
-    let merge_back = merge_rollups(part.table);
-    update_from_values(txn, ["rid", "codes", "sketch"], merges, &merge_back).await
+    update_from_values(
+        conn,
+        &["rid", "codes", "sketch"],
+        &merges,
+        |params, (rowid, (codes, sketch))| {
+            params
+                .add(*rowid)
+                .add(codes.as_str())
+                .add(sketch.as_slice());
+        },
+        &merge_rollups(part.table),
+    )
+    .await
 }
 
 /// Keeps the larger utilization of each window (see `metering::utilization`).
-async fn add_peaks(txn: &DatabaseTransaction, peaks: &[(PeakKey, PerMille)]) -> Result<(), DbErr> {
+async fn add_peaks(
+    conn: &mut SqliteConnection,
+    peaks: &[(PeakKey, PerMille)],
+) -> Result<(), sqlx::Error> {
     for (_, chunk) in chunks(peaks) {
         let placeholders = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
         let sql = format!(
@@ -246,28 +309,25 @@ async fn add_peaks(txn: &DatabaseTransaction, peaks: &[(PeakKey, PerMille)]) -> 
             utilization::COLUMNS.join(", "),
             utilization::on_conflict("max")
         );
-        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 8);
+        let mut params = Params::with_capacity(chunk.len() * utilization::COLUMNS.len());
         for (key, peak) in chunk {
-            values.extend([
-                key.granularity.as_str().into(),
-                key.bucket_start.into(),
-                key.tenant_id.into(),
-                key.key_id.into(),
-            ]);
-            values.extend(peak.map(|p| Value::from(i32::from(p))));
+            params
+                .add(key.granularity.as_str())
+                .add(key.bucket_start)
+                .add(key.tenant_id)
+                .add(key.key_id);
+            for p in peak {
+                params.add(i32::from(*p));
+            }
         }
-        txn.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Sqlite,
-            sql,
-            values,
-        ))
-        .await?;
+        execute(conn, &sql, params).await?;
     }
     Ok(())
 }
 
-fn corrupt(detail: String) -> DbErr {
-    DbErr::Custom(format!("usage_rollups: {detail}"))
+/// A rollup row read back that cannot be merged.
+fn corrupt(part: &Part, detail: impl std::fmt::Display) -> sqlx::Error {
+    sqlx::Error::Protocol(format!("{}: {detail}", part.table))
 }
 
 /// What follows the rows of an insert into `usage_events`.
@@ -297,7 +357,6 @@ impl Tail {
 /// text is built once per process (and so prepared once per connection by the statement
 /// cache).
 pub(super) fn insert_sql(rows: usize, tail: Tail) -> std::borrow::Cow<'static, str> {
-    use std::sync::LazyLock;
     static FULL: LazyLock<[String; 3]> =
         LazyLock::new(|| Tail::ALL.map(|tail| build_insert(ROWS_PER_STATEMENT, tail)));
     match rows == ROWS_PER_STATEMENT {
@@ -316,32 +375,55 @@ fn build_insert(rows: usize, tail: Tail) -> String {
     )
 }
 
+/// `usage_events.source` of each source, shared: binding one passes a reference count.
+fn source_text(source: Source) -> Arc<str> {
+    const ALL: [Source; 4] = [
+        Source::Middleware,
+        Source::Gateway,
+        Source::Verify,
+        Source::Ingest,
+    ];
+    static TEXTS: LazyLock<[Arc<str>; 4]> =
+        LazyLock::new(|| ALL.map(|source| Arc::from(source.as_str())));
+    let at = ALL.iter().position(|s| *s == source).unwrap_or_default();
+    TEXTS[at].clone()
+}
+
 /// The bound values of `events`, row after row in [`COLUMNS`] order (at most
 /// [`ROWS_PER_STATEMENT`] rows per statement).
-pub(super) fn values(events: &[UsageEvent]) -> Vec<Value> {
-    let mut values = Vec::with_capacity(events.len() * COLUMNS.len());
+fn values(events: &[UsageEvent]) -> Params {
+    let mut params = Params::with_capacity(events.len() * COLUMNS.len());
     for e in events {
-        values.extend::<[Value; 17]>([
-            e.id.into(),
-            e.occurred_at.into(),
-            e.tenant_id.0.into(),
-            e.key_id.map(|k| k.0).into(),
-            e.endpoint.as_ref().into(),
-            e.method.as_ref().into(),
-            (e.status_code as i16).into(),
-            e.latency_us.into(),
-            e.bytes_in.into(),
-            e.bytes_out.into(),
-            e.tokens_in.into(),
-            e.tokens_out.into(),
-            e.cost_nanos.into(),
-            e.ip.map(|ip| ip.to_string()).into(),
-            e.user_agent.as_deref().into(),
-            e.source.as_str().into(),
-            e.received_at.into(),
-        ]);
+        params
+            .add(e.id)
+            .add(e.occurred_at)
+            .add(e.tenant_id.0)
+            .add(e.key_id.map(|k| k.0))
+            .add(e.endpoint.clone())
+            .add(e.method.clone())
+            .add(e.status_code as i16)
+            .add(e.latency_us)
+            .add(e.bytes_in)
+            .add(e.bytes_out)
+            .add(e.tokens_in)
+            .add(e.tokens_out)
+            .add(e.cost_nanos)
+            .add(e.ip.map(|ip| ip.to_string()))
+            .add(e.user_agent.clone())
+            .add(source_text(e.source))
+            .add(e.received_at);
     }
-    values
+    params
+}
+
+/// A plain multi-row `INSERT` of `events` (at most [`ROWS_PER_STATEMENT`]), no conflict
+/// handling: the ingestion benchmark's raw-`INSERT` baseline.
+pub(super) async fn insert_plain(
+    conn: &mut SqliteConnection,
+    events: &[UsageEvent],
+) -> Result<u64, DbErr> {
+    let sql = insert_sql(events.len(), Tail::Plain);
+    execute(conn, &sql, values(events)).await.map_err(exec_err)
 }
 
 #[cfg(test)]
