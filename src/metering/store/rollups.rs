@@ -8,7 +8,8 @@
 //!    concurrent writers on other nodes add up instead of overwriting each other;
 //! 2. a returned count equal to the batch's own count means the row is new (stored counts are
 //!    never 0); otherwise the status codes and the latency sketch — which SQL cannot add up —
-//!    are merged here and written back with one update per row, under the lock of step 1.
+//!    are merged here and written back, many rows per statement (`UPDATE … FROM` a list of
+//!    the rows' physical addresses and merged values), under the lock of step 1.
 
 use std::collections::BTreeMap;
 
