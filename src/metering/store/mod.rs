@@ -2,8 +2,9 @@
 //! stored yet (`ON CONFLICT (id, occurred_at) DO NOTHING`) and adds exactly the inserted ones
 //! to their keys' `usage_count` / `last_used_at` and to their rollup buckets
 //! (`rollups.rs`), so replays and re-sends never double count.
-//! PostgreSQL goes through binary `COPY` into a staging table; SQLite through multi-row
-//! `INSERT … RETURNING`.
+//! Both write with sqlx on the pool's connection: PostgreSQL by binary `COPY` (`postgres.rs`:
+//! straight into `usage_events`, through a staging table when a batch holds a stored id),
+//! SQLite by multi-row `INSERT`s (`sqlite.rs`: `RETURNING` only for a chunk that held one).
 
 use sea_orm::{ConnAcquireErr, DatabaseBackend, DatabaseConnection, DbErr, RuntimeErr, sqlx};
 

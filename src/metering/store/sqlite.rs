@@ -1,13 +1,14 @@
-//! The SQLite batch write: multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING` (chunked
-//! under SQLite's bound-parameter limit), the keys' counters and the rollups of the inserted
-//! events, in one transaction.
+//! The SQLite batch write: multi-row `INSERT … ON CONFLICT DO NOTHING` (chunked under
+//! SQLite's bound-parameter limit; `RETURNING` the new ids only for a chunk that held stored
+//! ones), the keys' counters and the rollups of the inserted events, in one transaction.
 //!
 //! Written with sqlx on the pool's connection, as the PostgreSQL side is, and not through
 //! SeaORM's statements: those carry their parameters as `sea_query::Value`s, which SeaORM
-//! clones before handing them to sqlx, which copies every string once more. For an event
-//! that was some thirty allocations and copies of its seventeen parameters on the way to
-//! SQLite; bound here, its shared strings (endpoint, method, user agent, source) are passed
-//! by reference count and only its ids, times and address are encoded.
+//! clones whole before handing them to sqlx, which copies every string once more: each
+//! string parameter was allocated and copied three times, and each id and time twice before
+//! its encoding. Bound here, an event's shared strings (endpoint, method, user agent, source)
+//! are passed by reference count and only its ids, times and address are encoded; the
+//! writer's CPU per event halved (`docs/benchmarks.md`, "Eleventh machine").
 
 use std::{
     collections::HashSet,
