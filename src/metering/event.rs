@@ -22,6 +22,14 @@ pub enum Source {
 }
 
 impl Source {
+    /// Every source, in declaration order (so `source as usize` indexes it).
+    pub const ALL: [Source; 4] = [
+        Source::Middleware,
+        Source::Gateway,
+        Source::Verify,
+        Source::Ingest,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Source::Middleware => "middleware",
@@ -32,14 +40,7 @@ impl Source {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            Source::Middleware,
-            Source::Gateway,
-            Source::Verify,
-            Source::Ingest,
-        ]
-        .into_iter()
-        .find(|source| source.as_str() == s)
+        Self::ALL.into_iter().find(|source| source.as_str() == s)
     }
 }
 
@@ -149,6 +150,19 @@ impl From<crate::entities::usage_events::Model> for UsageEvent {
             user_agent: row.user_agent.map(Arc::from),
             source: Source::parse(&row.source).unwrap_or(Source::Middleware),
             utilization: [0; 4],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Source;
+
+    #[test]
+    fn every_source_is_listed_at_its_own_index_and_parses_back() {
+        for (at, source) in Source::ALL.into_iter().enumerate() {
+            assert_eq!(source as usize, at);
+            assert_eq!(Source::parse(source.as_str()), Some(source));
         }
     }
 }

@@ -153,13 +153,7 @@ impl Writer {
 
     /// How far a batch holding `batch` may grow.
     pub(super) fn growth(&self, batch: &[UsageEvent]) -> Growth {
-        let mut growth = Growth {
-            keys: HashSet::new(),
-            most_keys: KEYS_PER_BATCH * self.batch_size,
-            most_events: self.max_batch_size,
-            events: 0,
-            full: false,
-        };
+        let mut growth = Growth::new(KEYS_PER_BATCH * self.batch_size, self.max_batch_size);
         growth.take(batch);
         growth
     }
@@ -233,6 +227,17 @@ pub(super) struct Growth {
 }
 
 impl Growth {
+    /// An empty batch's bound: one past `most_keys` distinct keys, `most_events` events.
+    fn new(most_keys: usize, most_events: usize) -> Self {
+        Self {
+            keys: HashSet::new(),
+            most_keys,
+            most_events,
+            events: 0,
+            full: false,
+        }
+    }
+
     /// Counts `event` into the batch.
     pub(super) fn admit(&mut self, event: &UsageEvent) {
         self.events += 1;
@@ -376,13 +381,7 @@ mod tests {
                 200,
             )
         };
-        let bound = |most_keys, most_events| Growth {
-            keys: HashSet::new(),
-            most_keys,
-            most_events,
-            events: 0,
-            full: false,
-        };
+        let bound = Growth::new;
         let mut growth = bound(2, 100);
         for k in [0, 1, 0, 1, 1, 0] {
             growth.admit(&call(k));

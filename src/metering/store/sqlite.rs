@@ -147,10 +147,7 @@ const BUMP_KEYS: &str = "UPDATE api_keys SET usage_count = usage_count + v.n, \
 
 pub async fn insert(pool: &SqlitePool, events: &[UsageEvent]) -> Result<u64, DbErr> {
     let mut conn = pool.acquire().await.map_err(acquire_err)?;
-    let stored = insert_on(&mut conn, events).await.map_err(exec_err);
-    // A batch's statements grow the connection's argument and row buffers; keep them small.
-    conn.shrink_buffers();
-    stored
+    insert_on(&mut conn, events).await.map_err(exec_err)
 }
 
 async fn insert_on(conn: &mut SqliteConnection, events: &[UsageEvent]) -> Result<u64, sqlx::Error> {
@@ -188,19 +185,14 @@ async fn insert_chunk<'a>(
     chunk: &'a [UsageEvent],
     stored: &mut Vec<&'a UsageEvent>,
 ) -> Result<(), sqlx::Error> {
-    let statement = |tail| -> Result<_, sqlx::Error> {
-        let sql = insert_sql(chunk.len(), tail);
-        Ok(sqlx::query_with(
-            sqlx::AssertSqlSafe(sql),
-            values(chunk).into_arguments()?,
-        ))
-    };
     conn.execute("SAVEPOINT usage_chunk").await?;
-    let inserted = statement(Tail::SkipStored)?.execute(&mut *conn).await?;
-    if inserted.rows_affected() != chunk.len() as u64 {
+    let sql = insert_sql(chunk.len(), Tail::SkipStored);
+    if execute(conn, &sql, values(chunk)).await? != chunk.len() as u64 {
         conn.execute("ROLLBACK TO usage_chunk").await?;
+        let sql = insert_sql(chunk.len(), Tail::ReturningNew);
+        let returning = sqlx::query_with(sqlx::AssertSqlSafe(sql), values(chunk).into_arguments()?);
         let mut new: HashSet<Uuid> = HashSet::with_capacity(chunk.len());
-        for row in statement(Tail::ReturningNew)?.fetch_all(&mut *conn).await? {
+        for row in returning.fetch_all(&mut *conn).await? {
             new.insert(row.try_get("id")?);
         }
         stored.extend(chunk.iter().filter(|e| new.remove(&e.id)));
@@ -378,16 +370,9 @@ fn build_insert(rows: usize, tail: Tail) -> String {
 
 /// `usage_events.source` of each source, shared: binding one passes a reference count.
 fn source_text(source: Source) -> Arc<str> {
-    const ALL: [Source; 4] = [
-        Source::Middleware,
-        Source::Gateway,
-        Source::Verify,
-        Source::Ingest,
-    ];
     static TEXTS: LazyLock<[Arc<str>; 4]> =
-        LazyLock::new(|| ALL.map(|source| Arc::from(source.as_str())));
-    let at = ALL.iter().position(|s| *s == source).unwrap_or_default();
-    TEXTS[at].clone()
+        LazyLock::new(|| Source::ALL.map(|source| Arc::from(source.as_str())));
+    TEXTS[source as usize].clone()
 }
 
 /// The bound values of `events`, row after row in [`COLUMNS`] order (at most
