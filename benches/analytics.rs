@@ -5,7 +5,7 @@
 //! `TOLLGATE_BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432 cargo bench --bench analytics`
 //! (optional: `BENCH_EVENTS`, default 10000000, spread over the 30 days up to now;
 //! `BENCH_RUNS`, default 7). The data goes through `metering::store::insert_events` (the
-//! writer's store, rollups included) into a database `tollgate_bench_analytics`, which is
+//! writer's store, rollups added by `store::compact_all`) into a database `tollgate_bench_analytics`, which is
 //! kept and reused while it holds `BENCH_EVENTS` events (drop it to regenerate).
 
 use std::{
@@ -282,6 +282,7 @@ async fn generate(db: &DatabaseConnection, n: usize) -> TenantId {
             );
         }
     }
+    store::compact_all(db).await.unwrap();
     db.execute_unprepared("ANALYZE usage_events; ANALYZE usage_rollups")
         .await
         .unwrap();

@@ -76,11 +76,13 @@ async fn open(
 
 /// The pool the usage-event writer commits its batches on, its own on either backend:
 ///
-/// - SQLite takes one writer at a time anyway, so one connection; every connection the batches
+/// - SQLite takes one writer at a time anyway, so one connection (the batches and the rollup
+///   compactor take turns); every connection the batches
 ///   ran on held several MB more, most likely its cached prepared 1,000-row insert (see
 ///   `docs/benchmarks.md`, "Memory").
-/// - PostgreSQL: one per batch committed at once (`batches`, `metering.writer_connections`)
-///   and one more (a write abandoned at its timeout may still hold one while it is closed).
+/// - PostgreSQL: one per batch committed at once (`batches`, `metering.writer_connections`),
+///   one for the rollup compactor, and one more (a write abandoned at its timeout may still
+///   hold one while it is closed).
 ///   A connection is tied to the Tokio runtime of the task that opened it; in
 ///   the main pool those are HTTP workers' runtimes, which stop before the writer's last
 ///   flush and spool replay at shutdown, taking their connections with them.
@@ -90,7 +92,7 @@ pub async fn writer_connection(
 ) -> anyhow::Result<DatabaseConnection> {
     let connections = match sqlite_path(settings.url.expose()) {
         Some(_) => 1,
-        None => u32::try_from(batches).unwrap_or(u32::MAX).saturating_add(1),
+        None => u32::try_from(batches).unwrap_or(u32::MAX).saturating_add(2),
     };
     let settings = DatabaseSettings {
         max_connections: connections,

@@ -24,7 +24,7 @@ use tracing_subscriber::{
 use crate::{
     config::{LogFormat, LogSettings},
     http::KnownRoutes,
-    metering::metrics::FLUSH_DURATION,
+    metering::metrics::{COMPACTION_PASS, FLUSH_DURATION},
 };
 
 pub const HTTP_DURATION: &str = "http_server_request_duration_seconds";
@@ -78,6 +78,11 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
             .set_buckets_for_metric(Matcher::Full(HTTP_DURATION.to_owned()), &buckets)
             .and_then(|b| {
                 b.set_buckets_for_metric(Matcher::Full(FLUSH_DURATION.to_owned()), &buckets)
+            })
+            .and_then(|b| {
+                // A pass over a backlog of pending rollups may take a minute.
+                let pass = [buckets.as_slice(), &[30.0, 60.0, 120.0]].concat();
+                b.set_buckets_for_metric(Matcher::Full(COMPACTION_PASS.to_owned()), &pass)
             })
             .expect("static buckets are valid")
             .build_recorder();

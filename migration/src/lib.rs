@@ -21,6 +21,7 @@ mod m20261123_000011_rollups_tenant_endpoint_index;
 mod m20261123_000012_rollup_totals_endpoints;
 mod m20261123_000013_rollups_fillfactor;
 mod m20261124_000014_api_keys_fillfactor;
+mod m20261125_000015_rollup_pending;
 
 /// Sums `usage_rollups` into `usage_rollup_totals` with each row's endpoint set (what
 /// migrations 000010 and 000012 do to existing rows; public for their test).
@@ -50,6 +51,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000012_rollup_totals_endpoints::Migration),
             Box::new(m20261123_000013_rollups_fillfactor::Migration),
             Box::new(m20261124_000014_api_keys_fillfactor::Migration),
+            Box::new(m20261125_000015_rollup_pending::Migration),
         ]
     }
 }

@@ -21,7 +21,11 @@ use uuid::Uuid;
 use crate::{
     Result,
     ids::{KeyId, TenantId},
-    metering::{Source, UsageEvent, event::method, store::insert_events},
+    metering::{
+        Source, UsageEvent,
+        event::method,
+        store::{compact_all, insert_events},
+    },
 };
 
 pub const DAYS: i64 = 30;
@@ -222,5 +226,6 @@ pub async fn generate(
         hour -= Duration::hours(1);
     }
     stored += insert_events(db, &batch).await?;
+    compact_all(db).await?;
     Ok(stored)
 }

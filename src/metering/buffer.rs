@@ -4,7 +4,10 @@
 
 use std::sync::Arc;
 
-use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::sync::{
+    Notify,
+    mpsc::{self, error::TrySendError},
+};
 
 use super::{UsageEvent, metrics, spool::Spool};
 
@@ -17,14 +20,23 @@ pub struct Recorder {
 struct Inner {
     tx: mpsc::Sender<UsageEvent>,
     spool: Spool,
+    compactor: Arc<Notify>,
 }
 
 impl Recorder {
     /// A recorder feeding a channel of `capacity` events, spilling to `spool`; the receiver
-    /// is the batch writer's.
-    pub(super) fn new(capacity: usize, spool: Spool) -> (Self, mpsc::Receiver<UsageEvent>) {
+    /// is the batch writer's. `compactor` is woken by [`Self::rollups_pending`].
+    pub(super) fn new(
+        capacity: usize,
+        spool: Spool,
+        compactor: Arc<Notify>,
+    ) -> (Self, mpsc::Receiver<UsageEvent>) {
         let (tx, rx) = mpsc::channel(capacity);
-        let inner = Arc::new(Inner { tx, spool });
+        let inner = Arc::new(Inner {
+            tx,
+            spool,
+            compactor,
+        });
         (Self { inner: Some(inner) }, rx)
     }
 
@@ -46,6 +58,15 @@ impl Recorder {
             Err(TrySendError::Full(event) | TrySendError::Closed(event)) => {
                 inner.spool.append(vec![event]);
             }
+        }
+    }
+
+    /// Wakes the compactor: events were stored outside the writer (the ingest API), their
+    /// rollups are pending. Without a pipeline, a serving node's compactor finds them within
+    /// a second.
+    pub fn rollups_pending(&self) {
+        if let Some(inner) = &self.inner {
+            inner.compactor.notify_one();
         }
     }
 

@@ -9,6 +9,8 @@ pub const RETRIES: &str = "tollgate_metering_retries_total";
 pub const SPOOLED: &str = "tollgate_metering_spooled_total";
 pub const DROPPED: &str = "tollgate_metering_dropped_total";
 pub const FLUSH_DURATION: &str = "tollgate_metering_flush_duration_seconds";
+pub const COMPACTED: &str = "tollgate_metering_rollups_compacted_total";
+pub const COMPACTION_PASS: &str = "tollgate_metering_compaction_pass_seconds";
 
 /// Registers the descriptions once per process (the recorder must be installed first).
 pub fn describe() {
@@ -36,6 +38,15 @@ pub fn describe() {
             metrics::Unit::Seconds,
             "Duration of one committed batch write."
         );
+        metrics::describe_counter!(
+            COMPACTED,
+            "Pending rollup rows (a batch's minute bucket of one key, endpoint, method and status class) added to the rollup tables."
+        );
+        metrics::describe_histogram!(
+            COMPACTION_PASS,
+            metrics::Unit::Seconds,
+            "Duration of one compactor pass over the pending rollups: how far rollups, peaks and key counters trail the stored events."
+        );
     });
 }
 
@@ -58,4 +69,12 @@ pub fn spooled(count: usize) {
 
 pub fn dropped(count: usize) {
     metrics::counter!(DROPPED).increment(count as u64);
+}
+
+pub fn compacted(rows: usize) {
+    metrics::counter!(COMPACTED).increment(rows as u64);
+}
+
+pub fn compaction_pass(seconds: f64) {
+    metrics::histogram!(COMPACTION_PASS).record(seconds);
 }

@@ -1,10 +1,11 @@
 //! Metering: usage events from the request path (through the [`Recorder`]) and from services
-//! that meter themselves (`ingest`) into `usage_events`, with each key's `usage_count` and
-//! `last_used_at` kept in step in the same transaction.
+//! that meter themselves (`ingest`) into `usage_events`, with their rollups, peaks and each
+//! key's `usage_count` and `last_used_at` following through the compactor.
 //!
 //! Recorder -> bounded buffer -> batch writer (COPY on PostgreSQL, multi-row insert on
-//! SQLite) -> `usage_events`; buffer full or database down -> spool on disk -> replayed.
-//! Every event has an id, so replays and re-sends are stored and counted once.
+//! SQLite) -> `usage_events` + `usage_rollup_pending`; compactor -> rollups, peaks, key
+//! counters; buffer full or database down -> spool on disk -> replayed. Every event has an
+//! id, so replays and re-sends are stored and counted once.
 
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::MeteringSettings;
 
 mod buffer;
+mod compactor;
 pub mod event;
 pub mod ingest;
 pub mod live;
@@ -31,11 +33,14 @@ mod writer;
 pub use buffer::Recorder;
 pub use event::{Source, UsageEvent, method};
 
-/// The running pipeline: the recorder handed to the request path, and the writer task.
+/// The running pipeline: the recorder handed to the request path, the writer task and the
+/// compactor task.
 pub struct Pipeline {
     recorder: Recorder,
     closing: CancellationToken,
     writer: JoinHandle<()>,
+    finish: CancellationToken,
+    compactor: JoinHandle<()>,
 }
 
 /// Opens the spool (replaying what an earlier run left there) and starts the batch writer.
@@ -48,15 +53,27 @@ pub fn start(
 ) -> anyhow::Result<Pipeline> {
     metrics::describe();
     let spool = spool::Spool::open(&settings.spool_dir)?;
-    let (recorder, rx) = Recorder::new(settings.buffer_capacity, spool.clone());
+    let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+    let (recorder, rx) = Recorder::new(settings.buffer_capacity, spool.clone(), wake.clone());
     let closing = CancellationToken::new();
     // SQLite takes one writer at a time: a second transaction would only wait for the lock.
     let concurrency = match db.get_database_backend() {
         sea_orm::DatabaseBackend::Postgres => settings.writer_connections,
         _ => 1,
     };
+    let finish = CancellationToken::new();
+    let compactor = compactor::Compactor {
+        db: db.clone(),
+        wake: wake.clone(),
+        finish: finish.clone(),
+        grace,
+    };
     let writer = writer::Writer {
-        sink: writer::Sink { db, live },
+        sink: writer::Sink {
+            db,
+            live,
+            compactor: wake,
+        },
         rx,
         spool,
         batch_size: settings.batch_size,
@@ -73,6 +90,8 @@ pub fn start(
         recorder,
         closing,
         writer: tokio::spawn(writer.run()),
+        finish,
+        compactor: tokio::spawn(compactor.run()),
     })
 }
 
@@ -83,12 +102,17 @@ impl Pipeline {
 
     /// Stops accepting (events recorded meanwhile go to the spool), commits everything
     /// buffered, spools what the database refuses, replays the spool while `grace` lasts and
-    /// returns once the spool is closed. Call it after HTTP has stopped: an event recorded
-    /// after it returns is lost (and counted as dropped).
+    /// returns once the spool is closed and the compactor has added what is pending (or
+    /// `grace` ran out: the rest stays pending for the next start). Call it after HTTP has
+    /// stopped: an event recorded after it returns is lost (and counted as dropped).
     pub async fn shutdown(self) {
         self.closing.cancel();
         if let Err(err) = self.writer.await {
             tracing::error!(error = %err, "the usage-event writer failed");
+        }
+        self.finish.cancel();
+        if let Err(err) = self.compactor.await {
+            tracing::error!(error = %err, "the rollup compactor failed");
         }
     }
 }

@@ -65,6 +65,8 @@ pub(super) struct Sink {
     pub db: DatabaseConnection,
     /// Told about every committed batch (the live feed).
     pub live: super::live::LiveHub,
+    /// Woken after every committed batch: its rollups are pending.
+    pub compactor: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Writer {
@@ -272,6 +274,7 @@ impl Sink {
                 .await
                 .map_err(|_| DbErr::Custom("the batch write timed out".into()))?;
         written?;
+        self.compactor.notify_one();
         metrics::flushed(events.len(), started.elapsed().as_secs_f64());
         self.live.publish(events);
         Ok(())
@@ -332,7 +335,9 @@ impl Sink {
 /// kept, retried, spooled at shutdown, or its spool segment kept on replay — instead of
 /// being lost with the task that held it. A transaction the panic interrupted is rolled
 /// back when its connection is dropped.
-async fn unwinding<T>(write: impl Future<Output = Result<T, DbErr>>) -> Result<T, DbErr> {
+pub(super) async fn unwinding<T>(
+    write: impl Future<Output = Result<T, DbErr>>,
+) -> Result<T, DbErr> {
     match AssertUnwindSafe(write).catch_unwind().await {
         Ok(written) => written,
         Err(panic) => {

@@ -9,7 +9,11 @@ use serde_json::{Value, json};
 use tollgate::{
     auth::users,
     ids::{KeyId, TenantId},
-    metering::{Source, UsageEvent, event::method, store::insert_events},
+    metering::{
+        Source, UsageEvent,
+        event::method,
+        store::{compact_all, insert_events},
+    },
     tenancy::Role,
 };
 
@@ -156,6 +160,8 @@ async fn world() -> World {
         7,
     ));
     insert_events(&app.state.db, &all).await.unwrap();
+    // Their rollups, as the running compactor would add them.
+    compact_all(&app.state.db).await.unwrap();
     World {
         app,
         owner,

@@ -9,7 +9,11 @@ use serde_json::{Value, json};
 use tollgate::{
     export::decimal_millis,
     ids::{KeyId, TenantId},
-    metering::{Source, UsageEvent, method, sketch::LatencySketch, store::insert_events},
+    metering::{
+        Source, UsageEvent, method,
+        sketch::LatencySketch,
+        store::{compact_all, insert_events},
+    },
     tenancy::Role,
 };
 
@@ -113,6 +117,8 @@ async fn world() -> World {
     let theirs = event(other, keys, (10, None, "/v1/chat", "POST", 200, 1, 1));
     let all = [events.clone(), vec![early, theirs]].concat();
     insert_events(&app.state.db, &all).await.unwrap();
+    // Their rollups, as the running compactor would add them.
+    compact_all(&app.state.db).await.unwrap();
     World {
         app,
         owner,

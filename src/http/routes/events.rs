@@ -108,10 +108,18 @@ async fn ingest_events(
                 tenant_id: key.0.tenant_id,
                 key_id: key.0.id,
             };
-            ingest::ingest(&state.db, who, events, max, &state.live).await?
+            ingest::ingest(&state.db, who, events, max, &state.live, &state.recorder).await?
         }
         EventSender::Member(scope) => {
-            ingest::ingest(&state.db, Ingester::Member(scope), events, max, &state.live).await?
+            ingest::ingest(
+                &state.db,
+                Ingester::Member(scope),
+                events,
+                max,
+                &state.live,
+                &state.recorder,
+            )
+            .await?
         }
     };
     Ok(HttpResponse::Accepted().json(EventsAcceptedOut {

@@ -16,7 +16,7 @@ use crate::{
     error::{Error, ErrorKind, FieldError, Result},
     ids::{KeyId, TenantId},
     keys,
-    metering::{UsageEvent, live::LiveHub, store},
+    metering::{Recorder, UsageEvent, live::LiveHub, store},
     tenancy::TenantScope,
 };
 
@@ -49,6 +49,7 @@ pub async fn ingest(
     raw: Vec<serde_json::Value>,
     max_batch: usize,
     live: &LiveHub,
+    recorder: &Recorder,
 ) -> Result<Outcome> {
     check_size(raw.len(), max_batch)?;
     let to = who.attribution();
@@ -69,6 +70,7 @@ pub async fn ingest(
     }
     let events: Vec<UsageEvent> = events.into_iter().map(|(_, _, e)| e).collect();
     let accepted = store::insert_events(db, &events).await?;
+    recorder.rollups_pending();
     // The live feed shows new calls only: a batch holding re-sent events is left out whole.
     if accepted == total as u64 {
         live.publish(&events);

@@ -1,7 +1,9 @@
 //! Writing batches of usage events: one transaction that inserts the events that are not
-//! stored yet (`ON CONFLICT (id, occurred_at) DO NOTHING`) and adds exactly the inserted ones
-//! to their keys' `usage_count` / `last_used_at` and to their rollup buckets
-//! (`rollups.rs`), so replays and re-sends never double count.
+//! stored yet (`ON CONFLICT (id, occurred_at) DO NOTHING`) and appends the minute buckets of
+//! exactly the inserted ones to `usage_rollup_pending` (`pending.rs`), so replays and re-sends
+//! never double count. [`compact`] later adds pending rows to their rollup buckets
+//! (`rollups.rs`), their keys' peaks and their keys' `usage_count` / `last_used_at`, and
+//! deletes them, in one transaction, so each is added exactly once.
 //! Both write with sqlx on the pool's connection: PostgreSQL by binary `COPY` (`postgres.rs`:
 //! straight into `usage_events`, through a staging table when a batch holds a stored id),
 //! SQLite by multi-row `INSERT`s (`sqlite.rs`: `RETURNING` only for a chunk that held one).
@@ -11,9 +13,13 @@ use sea_orm::{ConnAcquireErr, DatabaseBackend, DatabaseConnection, DbErr, Runtim
 use super::UsageEvent;
 
 mod copy;
+mod pending;
 mod postgres;
 mod rollups;
 mod sqlite;
+
+pub use pending::Cursor;
+use pending::Locked;
 
 /// Stores `events` in one transaction; returns how many were new (the rest were duplicates,
 /// of stored rows or of each other).
@@ -29,24 +35,49 @@ pub async fn insert_events(db: &DatabaseConnection, events: &[UsageEvent]) -> Re
     }
 }
 
-/// Per key: how many of `events` it made and the latest time, sorted by key id (so
-/// concurrent writers usually lock shared key rows in the same order; a deadlock fails the
-/// batch, which is then retried).
-fn per_key<'a>(
-    events: impl IntoIterator<Item = &'a UsageEvent>,
-) -> Vec<(uuid::Uuid, (i64, chrono::DateTime<chrono::Utc>))> {
-    let mut totals: std::collections::HashMap<_, (i64, _)> = Default::default();
-    for e in events {
-        if let Some(key) = e.key_id {
-            let entry = totals.entry(key.0).or_insert((0, e.occurred_at));
-            entry.0 += 1;
-            entry.1 = entry.1.max(e.occurred_at);
+/// Adds up to `most` pending rollup rows, from `cursor` on in key order, to the rollup
+/// tables, the keys' peaks and counters, and deletes them; returns how many it took (fewer
+/// than `most`: the pass is over and `cursor` is back at the start). On PostgreSQL the rows
+/// another node's compactor holds are skipped.
+pub async fn compact(
+    db: &DatabaseConnection,
+    cursor: &mut Cursor,
+    most: usize,
+) -> Result<usize, DbErr> {
+    compact_locked(db, cursor, most, Locked::Skip).await
+}
+
+async fn compact_locked(
+    db: &DatabaseConnection,
+    cursor: &mut Cursor,
+    most: usize,
+    locked: Locked,
+) -> Result<usize, DbErr> {
+    match db.get_database_backend() {
+        DatabaseBackend::Postgres => {
+            postgres::compact(db.get_postgres_connection_pool(), cursor, most, locked).await
+        }
+        _ => sqlite::compact(db.get_sqlite_connection_pool(), cursor, most).await,
+    }
+}
+
+/// Adds every pending rollup row (passes from the start until one finds nothing, waiting for
+/// rows a running compactor holds): for what stores events outside the pipeline (the demo's
+/// history, benchmarks, tests) before it reads rollups. Returns the rows it added.
+pub async fn compact_all(db: &DatabaseConnection) -> Result<usize, DbErr> {
+    let mut cursor = Cursor::default();
+    let mut total = 0;
+    loop {
+        let taken = compact_locked(db, &mut cursor, COMPACT_ALL_TAKE, Locked::Wait).await?;
+        total += taken;
+        if taken == 0 && cursor == Cursor::default() {
+            return Ok(total);
         }
     }
-    let mut rows: Vec<_> = totals.into_iter().collect();
-    rows.sort_unstable_by_key(|(id, _)| *id);
-    rows
 }
+
+/// Rows per transaction of [`compact_all`].
+const COMPACT_ALL_TAKE: usize = 5_000;
 
 /// The binary `COPY` payload of `events` in [`COLUMNS`] order (public for the ingestion
 /// benchmark's raw-`COPY` baseline).

@@ -8,15 +8,16 @@
 //!   per-connection temporary staging table, then one statement that inserts what is new
 //!   (`ON CONFLICT (id, occurred_at) DO NOTHING`) and bumps the keys of the inserted rows.
 //!
-//! Either way the rollups of exactly the inserted events are added in the same transaction
-//! (`rollups.rs`).
+//! Either way the minute buckets of exactly the inserted events are appended to
+//! `usage_rollup_pending` in the same transaction (`pending.rs`); [`compact`] adds them to the
+//! rollup tables (`rollups.rs`), the utilization peaks and the keys' counters later.
 
 use std::{
     collections::{HashMap, HashSet},
     sync::LazyLock,
 };
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use sea_orm::{
     DbErr,
     sqlx::{self, Connection, Executor, PgConnection, PgPool, Row},
@@ -25,6 +26,7 @@ use uuid::Uuid;
 
 use super::{
     COLUMNS, acquire_err, copy, exec_err,
+    pending::{self, Cursor, Locked, PendingRow, Taken},
     rollups::{self, Deltas, Part},
 };
 use crate::metering::{
@@ -50,23 +52,45 @@ const BUMP_KEYS: &str = "UPDATE api_keys k SET usage_count = k.usage_count + v.n
      FROM unnest($1::uuid[], $2::int8[], $3::timestamptz[]) AS v(id, n, last) \
      WHERE k.id = v.id";
 
-/// Inserts what is new from staging and adds it, per key, to the keys' counters.
+/// Inserts what is new from staging, returning the new ids.
 static MERGE: LazyLock<String> = LazyLock::new(|| {
     let columns = COLUMNS.join(", ");
     format!(
-        "WITH inserted AS (\
-           INSERT INTO usage_events ({columns}) SELECT {columns} FROM usage_events_staging \
-           ON CONFLICT (id, occurred_at) DO NOTHING RETURNING id, key_id, occurred_at\
-         ), per_key AS (\
-           SELECT key_id, count(*) AS n, max(occurred_at) AS last FROM inserted \
-           WHERE key_id IS NOT NULL GROUP BY key_id\
-         ), bumped AS (\
-           UPDATE api_keys k SET usage_count = k.usage_count + p.n, \
-           last_used_at = GREATEST(k.last_used_at, p.last) \
-           FROM per_key p WHERE k.id = p.key_id RETURNING k.id\
-         ) SELECT id FROM inserted"
+        "INSERT INTO usage_events ({columns}) SELECT {columns} FROM usage_events_staging \
+         ON CONFLICT (id, occurred_at) DO NOTHING RETURNING id"
     )
 });
+
+/// Appends pending rollup rows from arrays, one per column of [`pending::COLUMNS`].
+static INSERT_PENDING: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO usage_rollup_pending ({}) SELECT * FROM unnest($1::timestamptz[], \
+         $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::int2[], $7::int8[], $8::text[], \
+         $9::int8[], $10::int8[], $11::int8[], $12::int8[], $13::int8[], $14::int8[], \
+         $15::int8[], $16::bytea[], $17::timestamptz[], $18::int4[], $19::int4[], \
+         $20::int4[], $21::int4[])",
+        pending::COLUMNS.join(", ")
+    )
+});
+
+/// Takes up to `$3` pending rows after `($1, $2)` in `(key_id, seq)` order, locked: the
+/// compactors of other nodes skip them (or, [`Locked::Wait`], wait for them and find them
+/// gone).
+static TAKE_PENDING: LazyLock<[String; 2]> = LazyLock::new(|| {
+    [Locked::Skip, Locked::Wait].map(|locked| {
+        format!(
+            "SELECT seq, {} FROM usage_rollup_pending WHERE (key_id, seq) > ($1, $2) \
+             ORDER BY key_id, seq LIMIT $3 FOR UPDATE{}",
+            pending::COLUMNS.join(", "),
+            match locked {
+                Locked::Skip => " SKIP LOCKED",
+                Locked::Wait => "",
+            }
+        )
+    })
+});
+
+const DELETE_PENDING: &str = "DELETE FROM usage_rollup_pending WHERE seq = ANY($1::int8[])";
 
 fn copy_into(table: &str) -> String {
     let columns = COLUMNS.join(", ");
@@ -96,16 +120,7 @@ async fn insert_fresh(
 ) -> Result<u64, sqlx::Error> {
     let mut tx = conn.begin().await?;
     let copied = send_copy(&mut tx, &COPY_DIRECT, payload).await?;
-    let (ids, counts, lasts) = per_key(events);
-    if !ids.is_empty() {
-        sqlx::query(BUMP_KEYS)
-            .bind(ids)
-            .bind(counts)
-            .bind(lasts)
-            .execute(&mut *tx)
-            .await?;
-    }
-    add_rollups(&mut tx, &Deltas::of(events)).await?;
+    add_pending(&mut tx, &pending::of(events)).await?;
     tx.commit().await?;
     Ok(copied)
 }
@@ -131,7 +146,7 @@ async fn insert_idempotent(
     let count = inserted.len() as u64;
     // The first copy of each inserted id (a batch may hold the same event twice).
     let stored = events.iter().filter(|e| inserted.remove(&e.id));
-    add_rollups(&mut tx, &Deltas::of(stored))
+    add_pending(&mut tx, &pending::of(stored))
         .await
         .map_err(exec_err)?;
     tx.commit().await.map_err(exec_err)?;
@@ -335,13 +350,116 @@ async fn send_copy(
     copy_in.finish().await
 }
 
-/// Per-key event counts and latest times, as the three arrays of [`BUMP_KEYS`].
-fn per_key(events: &[UsageEvent]) -> (Vec<Uuid>, Vec<i64>, Vec<DateTime<Utc>>) {
-    let rows = super::per_key(events);
-    let ids = rows.iter().map(|(id, _)| *id).collect();
-    let counts = rows.iter().map(|(_, (n, _))| *n).collect();
-    let lasts = rows.iter().map(|(_, (_, last))| *last).collect();
-    (ids, counts, lasts)
+/// Appends `rows` to `usage_rollup_pending`.
+async fn add_pending(conn: &mut PgConnection, rows: &[PendingRow]) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let column = |f: fn(&PendingRow) -> i64| rows.iter().map(f).collect::<Vec<i64>>();
+    let peak = |i: usize| {
+        rows.iter()
+            .map(|r| i32::from(r.peaks[i]))
+            .collect::<Vec<_>>()
+    };
+    sqlx::query(sqlx::AssertSqlSafe(INSERT_PENDING.as_str()))
+        .bind(rows.iter().map(|r| r.key.bucket_start).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.key.tenant_id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.key.key_id).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|r| r.key.endpoint.as_ref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            rows.iter()
+                .map(|r| r.key.method.as_ref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|r| r.key.status_class).collect::<Vec<_>>())
+        .bind(column(|r| r.totals.count))
+        .bind(
+            rows.iter()
+                .map(|r| r.totals.status_codes_json().to_string())
+                .collect::<Vec<_>>(),
+        )
+        .bind(column(|r| r.totals.bytes_in))
+        .bind(column(|r| r.totals.bytes_out))
+        .bind(column(|r| r.totals.tokens_in))
+        .bind(column(|r| r.totals.tokens_out))
+        .bind(column(|r| r.totals.cost_nanos))
+        .bind(column(|r| r.totals.latency_sum_us))
+        .bind(column(|r| r.totals.latency_max_us))
+        .bind(
+            rows.iter()
+                .map(|r| r.totals.latency.encode())
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|r| r.last_at).collect::<Vec<_>>())
+        .bind(peak(0))
+        .bind(peak(1))
+        .bind(peak(2))
+        .bind(peak(3))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Takes up to `most` pending rows from `cursor` on, adds them to the rollup tables, the
+/// peaks and the keys' counters, and deletes them, in one transaction; returns how many it
+/// took.
+pub async fn compact(
+    pool: &PgPool,
+    cursor: &mut Cursor,
+    most: usize,
+    locked: Locked,
+) -> Result<usize, DbErr> {
+    let mut conn = pool.acquire().await.map_err(acquire_err)?;
+    let taken = compact_on(&mut conn, *cursor, most, locked)
+        .await
+        .map_err(exec_err);
+    conn.shrink_buffers();
+    let taken = taken?;
+    cursor.advance(&taken, most);
+    Ok(taken.len())
+}
+
+async fn compact_on(
+    conn: &mut PgConnection,
+    cursor: Cursor,
+    most: usize,
+    locked: Locked,
+) -> Result<Vec<Taken>, sqlx::Error> {
+    let mut tx = conn.begin().await?;
+    let (key_id, seq) = cursor.after();
+    let take = TAKE_PENDING[locked as usize].as_str();
+    let taken = sqlx::query(sqlx::AssertSqlSafe(take))
+        .bind(key_id)
+        .bind(seq)
+        .bind(i64::try_from(most).unwrap_or(i64::MAX))
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(pending::read)
+        .collect::<Result<Vec<Taken>, _>>()?;
+    if taken.is_empty() {
+        return Ok(taken);
+    }
+    let (deltas, keys) = pending::fold(taken.iter().map(|(_, row)| row));
+    add_rollups(&mut tx, &deltas).await?;
+    if !keys.is_empty() {
+        sqlx::query(BUMP_KEYS)
+            .bind(keys.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+            .bind(keys.iter().map(|(_, (n, _))| *n).collect::<Vec<_>>())
+            .bind(keys.iter().map(|(_, (_, last))| *last).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query(DELETE_PENDING)
+        .bind(taken.iter().map(|(seq, _)| *seq).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(taken)
 }
 
 fn is_unique_violation(err: &sqlx::Error) -> bool {

@@ -1,12 +1,11 @@
-//! Adding a batch's rollups to `usage_rollups`, and their tenant totals to
-//! `usage_rollup_totals`, inside the batch's transaction, the same way on both backends and
-//! tables:
+//! Adding rollups to `usage_rollups`, and their tenant totals to `usage_rollup_totals`, in
+//! the compactor's transaction (`pending.rs`), the same way on both backends and tables:
 //!
 //! 1. one upsert per chunk that inserts new buckets whole and, for buckets that exist, adds
 //!    the counters in SQL (`count = count + excluded.count`, max latency by `max`), returning
 //!    each row's count, status codes and sketch. The upsert locks the row until commit, so
 //!    concurrent writers on other nodes add up instead of overwriting each other;
-//! 2. a returned count equal to the batch's own count means the row is new (stored counts are
+//! 2. a returned count equal to the count being added means the row is new (stored counts are
 //!    never 0); otherwise the status codes and the latency sketch — which SQL cannot add up —
 //!    are merged here and written back, many rows per statement (`UPDATE … FROM` a list of
 //!    the rows' physical addresses and merged values), under the lock of step 1.
@@ -18,9 +17,8 @@ use sea_orm::sqlx::{self, ColumnIndex, Decode, Type};
 use uuid::Uuid;
 
 use crate::metering::{
-    UsageEvent,
     rollup::{self, RollupKey, Totals, parse_status_codes, status_codes_json},
-    utilization::{self, PeakKey, PerMille},
+    utilization::{PeakKey, PerMille},
 };
 
 /// The key of a returned row, as read back.
@@ -47,7 +45,7 @@ where
     ))
 }
 
-/// One rollup row of a batch.
+/// One rollup row to add.
 pub(super) type Row = (RollupKey, Totals);
 
 /// The rollup tables: per key and endpoint, and the tenant totals.
@@ -56,7 +54,7 @@ pub(super) const TABLES: [&str; 2] = ["usage_rollups", TOTALS];
 /// The tenant-totals table, whose rows also keep the set of endpoints summed into them.
 pub(super) const TOTALS: &str = "usage_rollup_totals";
 
-/// A batch's rollups: its rows in `usage_rollups` and in `usage_rollup_totals`, and its
+/// Rollups to add: their rows in `usage_rollups` and in `usage_rollup_totals`, and its
 /// keys' utilization peaks.
 pub(super) struct Deltas {
     pub detail: Part,
@@ -65,7 +63,7 @@ pub(super) struct Deltas {
     pub peaks: Vec<(PeakKey, PerMille)>,
 }
 
-/// A batch's rows of one rollup table, in key order (so concurrent writers lock shared rows
+/// The rows of one rollup table, in key order (so concurrent writers lock shared rows
 /// in one order).
 pub(super) struct Part {
     /// `usage_rollups` or `usage_rollup_totals`.
@@ -78,12 +76,8 @@ pub(super) struct Part {
 }
 
 impl Deltas {
-    pub fn of<'a>(events: impl IntoIterator<Item = &'a UsageEvent>) -> Self {
-        let events: Vec<&UsageEvent> = events.into_iter().collect();
-        let peaks = utilization::peaks(events.iter().copied())
-            .into_iter()
-            .collect();
-        let detail = rollup::aggregate(events);
+    /// The rows `detail` adds to `usage_rollups`, their tenant totals, and `peaks`.
+    pub fn new(detail: BTreeMap<RollupKey, Totals>, peaks: Vec<(PeakKey, PerMille)>) -> Self {
         let totals = rollup::totals_of(&detail);
         Self {
             detail: Part::new(TABLES[0], detail),
@@ -111,7 +105,7 @@ impl Part {
     }
 
     /// Where the row of `key` is: the rows are in key order, so a binary search finds it
-    /// (an index of owned keys cost a hash entry and three strings per row of a batch).
+    /// (an index of owned keys cost a hash entry and three strings per row).
     fn position(&self, key: &RowKey) -> Option<usize> {
         let (granularity, bucket, tenant, key_id, endpoint, method, class) = key;
         let granularity = rollup::Granularity::parse(granularity)?;

@@ -1,6 +1,8 @@
 //! The SQLite batch write: multi-row `INSERT … ON CONFLICT DO NOTHING` (chunked under
 //! SQLite's bound-parameter limit; `RETURNING` the new ids only for a chunk that held stored
-//! ones), the keys' counters and the rollups of the inserted events, in one transaction.
+//! ones) and the minute buckets of the inserted events into `usage_rollup_pending`, in one
+//! transaction; and [`compact`], which adds pending rows to the rollups, the peaks and the
+//! keys' counters.
 //!
 //! Written with sqlx on the pool's connection, as the PostgreSQL side is, and not through
 //! SeaORM's statements: those carry their parameters as `sea_query::Value`s, which SeaORM
@@ -27,10 +29,12 @@ use uuid::Uuid;
 
 use super::{
     COLUMNS, acquire_err, exec_err,
-    rollups::{self, Deltas, Part},
+    pending::{self, Cursor, PendingRow, Taken},
+    rollups::{self, Part},
 };
 use crate::metering::{
     Source, UsageEvent,
+    rollup::{RollupKey, Totals},
     utilization::{self, PeakKey, PerMille},
 };
 
@@ -156,8 +160,77 @@ async fn insert_on(conn: &mut SqliteConnection, events: &[UsageEvent]) -> Result
     for (_, chunk) in chunks(events) {
         insert_chunk(&mut tx, chunk, &mut stored).await?;
     }
-    let count = stored.len() as u64;
-    let keys = super::per_key(stored.iter().copied());
+    add_pending(&mut tx, &pending::of(stored.iter().copied())).await?;
+    tx.commit().await?;
+    Ok(stored.len() as u64)
+}
+
+/// Appends `rows` to `usage_rollup_pending`.
+async fn add_pending(conn: &mut SqliteConnection, rows: &[PendingRow]) -> Result<(), sqlx::Error> {
+    let row = format!("({})", vec!["?"; pending::COLUMNS.len()].join(", "));
+    for (_, chunk) in chunks(rows) {
+        let sql = format!(
+            "INSERT INTO usage_rollup_pending ({}) VALUES {}",
+            pending::COLUMNS.join(", "),
+            vec![row.as_str(); chunk.len()].join(", ")
+        );
+        let mut params = Params::with_capacity(chunk.len() * pending::COLUMNS.len());
+        for r in chunk {
+            add_bucket(&mut params, &r.key, &r.totals)
+                .add(r.totals.latency.encode())
+                .add(r.last_at);
+            for p in r.peaks {
+                params.add(i32::from(p));
+            }
+        }
+        execute(conn, &sql, params).await?;
+    }
+    Ok(())
+}
+
+/// Takes up to `?3` pending rows after `(?1, ?2)` in `(key_id, seq)` order.
+static TAKE_PENDING: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT seq, {} FROM usage_rollup_pending WHERE (key_id, seq) > (?1, ?2) \
+         ORDER BY key_id, seq LIMIT ?3",
+        pending::COLUMNS.join(", ")
+    )
+});
+
+/// Takes up to `most` pending rows from `cursor` on, adds them to the rollup tables, the
+/// peaks and the keys' counters, and deletes them, in one transaction; returns how many it
+/// took.
+pub async fn compact(pool: &SqlitePool, cursor: &mut Cursor, most: usize) -> Result<usize, DbErr> {
+    let mut conn = pool.acquire().await.map_err(acquire_err)?;
+    let taken = compact_on(&mut conn, *cursor, most)
+        .await
+        .map_err(exec_err)?;
+    cursor.advance(&taken, most);
+    Ok(taken.len())
+}
+
+async fn compact_on(
+    conn: &mut SqliteConnection,
+    cursor: Cursor,
+    most: usize,
+) -> Result<Vec<Taken>, sqlx::Error> {
+    // The write lock first (waiting for it as any writer does): a transaction that read
+    // first could not upgrade once another connection had written, and fails at once.
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    let (key_id, seq) = cursor.after();
+    let taken = sqlx::query(sqlx::AssertSqlSafe(TAKE_PENDING.as_str()))
+        .bind(key_id)
+        .bind(seq)
+        .bind(i64::try_from(most).unwrap_or(i64::MAX))
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(pending::read)
+        .collect::<Result<Vec<Taken>, _>>()?;
+    if taken.is_empty() {
+        return Ok(taken);
+    }
+    let (deltas, keys) = pending::fold(taken.iter().map(|(_, row)| row));
     update_from_values(
         &mut tx,
         &["id", "n", "last"],
@@ -168,12 +241,21 @@ async fn insert_on(conn: &mut SqliteConnection, events: &[UsageEvent]) -> Result
         BUMP_KEYS,
     )
     .await?;
-    let deltas = Deltas::of(stored.iter().copied());
     add_rollups(&mut tx, &deltas.detail).await?;
     add_rollups(&mut tx, &deltas.totals).await?;
     add_peaks(&mut tx, &deltas.peaks).await?;
+    update_from_values(
+        &mut tx,
+        &["seq"],
+        &taken,
+        |params, (seq, _)| {
+            params.add(*seq);
+        },
+        "DELETE FROM usage_rollup_pending WHERE seq IN (SELECT seq FROM v)",
+    )
+    .await?;
     tx.commit().await?;
-    Ok(count)
+    Ok(taken)
 }
 
 /// Inserts the events of `chunk` that are not stored yet and appends them (the first copy of
@@ -235,23 +317,8 @@ async fn add_rollups(conn: &mut SqliteConnection, part: &Part) -> Result<(), sql
         let mut params = Params::with_capacity(rows.len() * columns.len());
         for (i, (key, t)) in rows.iter().enumerate() {
             let at = start + i;
-            params
-                .add(key.granularity.as_str())
-                .add(key.bucket_start)
-                .add(key.tenant_id)
-                .add(key.key_id)
-                .add(key.endpoint.clone())
-                .add(key.method.clone())
-                .add(key.status_class)
-                .add(t.count)
-                .add(t.status_codes_json().to_string())
-                .add(t.bytes_in)
-                .add(t.bytes_out)
-                .add(t.tokens_in)
-                .add(t.tokens_out)
-                .add(t.cost_nanos)
-                .add(t.latency_sum_us)
-                .add(t.latency_max_us)
+            params.add(key.granularity.as_str());
+            add_bucket(&mut params, key, t)
                 .add(part.sketches[at].as_slice())
                 .add(now);
             if let Some(endpoints) = &part.endpoints {
@@ -288,6 +355,27 @@ async fn add_rollups(conn: &mut SqliteConnection, part: &Part) -> Result<(), sql
         &merge_rollups(part.table),
     )
     .await
+}
+
+/// A bucket's key from its start and its counters (all but the sketch), in the column order
+/// rollup rows and pending rows share.
+fn add_bucket<'p>(params: &'p mut Params, key: &RollupKey, t: &Totals) -> &'p mut Params {
+    params
+        .add(key.bucket_start)
+        .add(key.tenant_id)
+        .add(key.key_id)
+        .add(key.endpoint.clone())
+        .add(key.method.clone())
+        .add(key.status_class)
+        .add(t.count)
+        .add(t.status_codes_json().to_string())
+        .add(t.bytes_in)
+        .add(t.bytes_out)
+        .add(t.tokens_in)
+        .add(t.tokens_out)
+        .add(t.cost_nanos)
+        .add(t.latency_sum_us)
+        .add(t.latency_max_us)
 }
 
 /// Keeps the larger utilization of each window (see `metering::utilization`).

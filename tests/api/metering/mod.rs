@@ -5,6 +5,7 @@ use std::{sync::Arc, time::Duration};
 
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    sea_query::{Asterisk, Expr, ExprTrait, Query},
 };
 use serde_json::json;
 use tollgate::{
@@ -55,7 +56,34 @@ async fn count_events(db: &DatabaseConnection) -> u64 {
     usage_events::Entity::find().count(db).await.unwrap()
 }
 
+/// Pending rollup rows (of `key` only, if given): stored events' rollups, key counters and
+/// peaks the compactor has not added yet.
+async fn pending_rows(db: &DatabaseConnection, key: Option<KeyId>) -> i64 {
+    let mut pending = Query::select()
+        .expr(Expr::col(Asterisk).count())
+        .from("usage_rollup_pending")
+        .to_owned();
+    if let Some(key) = key {
+        pending.and_where(Expr::col("key_id").eq(key.0));
+    }
+    let pending = db.get_database_backend().build(&pending);
+    let row = db.query_one_raw(pending).await.unwrap().unwrap();
+    row.try_get_by_index::<i64>(0).unwrap()
+}
+
+/// The key's row once its counters are up to date: when none of its stored events' rollups
+/// is still pending (the compactor adds them, with the counters, right after each batch;
+/// panics after 10 s).
 async fn key_row(db: &DatabaseConnection, key: KeyId) -> api_keys::Model {
+    let mut left = 0;
+    for _ in 0..200 {
+        left = pending_rows(db, Some(key)).await;
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(left, 0, "pending rollup rows of {key} after 10 s");
     api_keys::Entity::find()
         .filter(api_keys::Column::Id.eq(key.0))
         .one(db)

@@ -9,7 +9,12 @@ use tollgate::{
     db,
     entities::{usage_events, usage_rollups},
     ids::TenantId,
-    metering::{Source, UsageEvent, event::method, retention, store::insert_events},
+    metering::{
+        Source, UsageEvent,
+        event::method,
+        retention,
+        store::{compact_all, insert_events},
+    },
 };
 
 use crate::helpers::spawn_app;
@@ -43,6 +48,7 @@ async fn retention_removes_old_events_and_rollups_per_granularity() {
         })
         .collect();
     assert_eq!(insert_events(conn, &events).await.unwrap(), 3);
+    compact_all(conn).await.unwrap();
 
     let settings = &app.state.settings.retention;
     assert_eq!(

@@ -1,10 +1,11 @@
-//! Shutdown: the buffer is drained into the database before `run_until_stopped` returns; with
+//! Shutdown: the buffer is drained into the database, and the rollups of what it held are
+//! added, before `run_until_stopped` returns; with
 //! the database down everything goes to the spool, and the next start replays it.
 
-use sea_orm::Database;
-use tollgate::{config::Settings, ids::TenantId, startup::Application};
+use sea_orm::{ColumnTrait, Database, EntityTrait, QueryFilter};
+use tollgate::{config::Settings, entities::usage_rollups, ids::TenantId, startup::Application};
 
-use super::{break_events_table, count_events, event};
+use super::{break_events_table, count_events, event, pending_rows};
 use crate::helpers::{PgDatabase, test_settings};
 
 /// Settings whose writer never flushes on its own: only shutdown can store the events.
@@ -53,6 +54,14 @@ async fn shutdown_drains_the_buffer_into_the_database() {
         .await
         .unwrap();
     assert_eq!(count_events(&db).await, 1000);
+    // And their rollups were added before the process exited.
+    assert_eq!(pending_rows(&db, None).await, 0, "nothing left pending");
+    let minutes = usage_rollups::Entity::find()
+        .filter(usage_rollups::Column::Granularity.eq("minute"))
+        .all(&db)
+        .await
+        .unwrap();
+    assert_eq!(minutes.iter().map(|r| r.count).sum::<i64>(), 1000);
 }
 
 #[tokio::test]
