@@ -14,7 +14,8 @@
 # Prints per mode: RSS before the load, RSS 5 s after it (the batches written, transient
 # memory returned; every key still cached) with its anonymous and file-backed parts (the
 # latter mostly the binary's own pages), the peak, the load's summary, and the metering
-# writer's counters (flushed, spooled, still queued).
+# writer's counters (flushed, spooled, still queued); with DRAIN, the RSS once every event is
+# stored and again once every pending rollup row is added.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 KEYS="${KEYS:-100000}" DURATION="${DURATION:-30s}" MODES="${MODES:-redis embedded}" CONNECTIONS="${CONNECTIONS:-32}"
@@ -63,6 +64,17 @@ PY
   esac
 }
 
+pending() { # mode: rows in usage_rollup_pending
+  case "$1" in
+    redis)
+      base="${DATABASE_URL%%\?*}"
+      psql "${base%/*}/${TOLLGATE_BENCH_DB:-tollgate_bench}" -tAq -c "SELECT count(*) FROM usage_rollup_pending" ;;
+    embedded)
+      python3 -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT count(*) FROM usage_rollup_pending").fetchone()[0])' \
+        "${TOLLGATE_BENCH_DIR:-/tmp/tollgate-peers}/embedded-$PORT/data/tollgate.db" ;;
+  esac
+}
+
 rss() { awk -v f="$2" '$1 == f":" {printf "%.1f MB", $2 / 1024}' "/proc/$1/status"; }
 
 for mode in $MODES; do
@@ -84,6 +96,9 @@ for mode in $MODES; do
     flushed() { curl -fs "http://127.0.0.1:$PORT/metrics" | awk '/^tollgate_metering_events_flushed_total/ {print int($2)}'; }
     while [ "$(flushed)" -lt "$calls" ] && [ "$waited" -lt "$DRAIN" ]; do sleep 5; waited=$((waited + 5)); done
     echo "  drained after ${waited} s: flushed $(flushed) of $calls  RSS $(rss "$server" VmRSS) (anon $(rss "$server" RssAnon))"
+    # Then until the compactor has added every pending rollup row (same bound).
+    while [ "$(pending "$mode")" -gt 0 ] && [ "$waited" -lt "$DRAIN" ]; do sleep 5; waited=$((waited + 5)); done
+    echo "  compacted after ${waited} s: $(pending "$mode") rollup rows pending  RSS $(rss "$server" VmRSS) (anon $(rss "$server" RssAnon))"
   fi
   stop
 done

@@ -1,5 +1,5 @@
 //! `usage_rollups`: per-minute, -hour and -day aggregates of `usage_events`, maintained by the
-//! metering writer in the transaction that stores the events.
+//! metering compactor from the pending rows each batch appends with its events.
 
 use sea_orm::entity::prelude::*;
 

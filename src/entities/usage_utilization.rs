@@ -1,5 +1,5 @@
 //! `usage_utilization`: each key's peak rate-limit utilization per minute, hour and day
-//! bucket, kept by the metering writer beside the rollups.
+//! bucket, kept by the metering compactor beside the rollups.
 
 use sea_orm::entity::prelude::*;
 

@@ -9,7 +9,8 @@
 //!
 //! It runs a pass whenever a batch commits (and every [`POLL`], for rows appended by other
 //! nodes or left by an earlier run): rollups follow the events by one pass, milliseconds
-//! when the writer keeps up. On shutdown, after the writer has drained, it makes passes
+//! when the writer keeps up. While the writer is behind, each take first waits (up to
+//! [`GIVE_WAY_MAX`]) for it to catch up. On shutdown, after the writer has drained, it makes passes
 //! until nothing is pending or the grace period is over; what is left stays pending, on
 //! disk, for the next start (or another node) to add.
 
@@ -26,10 +27,16 @@ use super::{
 };
 
 /// Pending rows taken per transaction: bounds what one take holds in memory (its rollup
-/// rows, sketches and bound arrays) as a batch of 5,000 events does.
-pub(super) const TAKE: usize = 5_000;
+/// rows, sketches and bound arrays). Takes of 5,000 held the embedded server's peak ~40 MB
+/// higher in the 100,000-key memory bench (213 against 171 MB), and the smaller takes were
+/// no slower: the folding comes from the key order, not from the take's size.
+pub(super) const TAKE: usize = 1_000;
 /// How often it looks without being woken.
 const POLL: Duration = Duration::from_secs(1);
+/// The longest it waits before a take while the writer is behind ([`Compactor::give_way`]).
+const GIVE_WAY_MAX: Duration = Duration::from_secs(1);
+/// How often it looks whether the writer has caught up.
+const GIVE_WAY_STEP: Duration = Duration::from_millis(20);
 
 pub(super) struct Compactor {
     pub db: DatabaseConnection,
@@ -39,6 +46,9 @@ pub(super) struct Compactor {
     pub finish: CancellationToken,
     /// How long the last passes may take at shutdown.
     pub grace: Duration,
+    /// The writer's buffer, and how many waiting events mean it is behind.
+    pub recorder: super::Recorder,
+    pub batch_size: usize,
 }
 
 impl Compactor {
@@ -96,12 +106,28 @@ impl Compactor {
         }
     }
 
+    /// While the writer is behind (a batch or more waiting in its buffer), waits for it to
+    /// catch up, at most [`GIVE_WAY_MAX`]: the events first. Events are what a crash or a
+    /// full spool could cost, and on SQLite the two share one connection; meanwhile more
+    /// pending rows fold into each of the next takes' upserts, so the two together do less
+    /// work. Not at shutdown, when the writer is done.
+    async fn give_way(&self) {
+        let until = Instant::now() + GIVE_WAY_MAX;
+        while self.recorder.queue_depth() >= self.batch_size
+            && Instant::now() < until
+            && !self.finish.is_cancelled()
+        {
+            tokio::time::sleep(GIVE_WAY_STEP).await;
+        }
+    }
+
     /// Compacts from `cursor` until a take comes back short (the end of a pass); returns the
     /// rows taken.
     async fn pass(&self, cursor: &mut Cursor) -> Result<usize, DbErr> {
         let started = std::time::Instant::now();
         let mut total = 0;
         loop {
+            self.give_way().await;
             let taken = unwinding(store::compact(&self.db, cursor, TAKE)).await?;
             total += taken;
             metrics::compacted(taken);

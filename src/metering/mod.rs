@@ -67,6 +67,8 @@ pub fn start(
         wake: wake.clone(),
         finish: finish.clone(),
         grace,
+        recorder: recorder.clone(),
+        batch_size: settings.batch_size,
     };
     let writer = writer::Writer {
         sink: writer::Sink {

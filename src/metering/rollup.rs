@@ -1,7 +1,8 @@
 //! Rollups: usage events pre-aggregated per minute, hour and day bucket (UTC) and per
-//! (tenant, key, endpoint template, method, status class). The writer adds the events it
-//! stores to their buckets in the same transaction, so late and out-of-order events merge
-//! into their bucket and a replayed event — not stored twice — is not counted twice.
+//! (tenant, key, endpoint template, method, status class). The writer appends the minute
+//! buckets of the events it stores to `usage_rollup_pending` in the same transaction and the
+//! compactor adds those to their buckets, so late and out-of-order events merge into their
+//! bucket and a replayed event — not stored twice — is not counted twice.
 //! Analytics answer from these rows, merging [`Totals`] (latency sketches included).
 
 use std::{

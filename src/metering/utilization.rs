@@ -1,8 +1,8 @@
 //! Rate-limit utilization history: how full each window of a key was when the limiter
 //! decided its calls (per mille of the limit; minute, hour, day, month), kept as the peak per
-//! key and minute, hour and day bucket in `usage_utilization`. The writer adds a batch's
-//! peaks in the transaction that stores its events, taking the larger value on conflict, so
-//! the order and the node events arrive from do not matter.
+//! key and minute, hour and day bucket in `usage_utilization`. A batch's pending rollup rows
+//! carry their events' peaks, and the compactor adds them, taking the larger value on
+//! conflict, so the order and the node events arrive from do not matter.
 
 use std::collections::BTreeMap;
 

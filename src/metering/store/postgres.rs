@@ -1,12 +1,11 @@
 //! The PostgreSQL batch write, in one transaction either way:
 //!
-//! - fast path: binary `COPY` straight into `usage_events`, then one `UPDATE` of the keys'
-//!   counters from the batch's per-key totals. Live events carry fresh UUIDv7 ids, so this
-//!   is the usual case, and it runs at nearly raw-`COPY` speed.
+//! - fast path: binary `COPY` straight into `usage_events`. Live events carry fresh UUIDv7
+//!   ids, so this is the usual case, and it runs at nearly raw-`COPY` speed.
 //! - when that hits a stored id (a replay, a re-sent batch, a retry after a timeout), the
 //!   transaction is rolled back and the batch goes the idempotent way: `COPY` into a
 //!   per-connection temporary staging table, then one statement that inserts what is new
-//!   (`ON CONFLICT (id, occurred_at) DO NOTHING`) and bumps the keys of the inserted rows.
+//!   (`ON CONFLICT (id, occurred_at) DO NOTHING`) and returns the new ids.
 //!
 //! Either way the minute buckets of exactly the inserted events are appended to
 //! `usage_rollup_pending` in the same transaction (`pending.rs`); [`compact`] adds them to the

@@ -165,10 +165,12 @@ async fn insert_on(conn: &mut SqliteConnection, events: &[UsageEvent]) -> Result
     Ok(stored.len() as u64)
 }
 
-/// Appends `rows` to `usage_rollup_pending`.
+/// Appends `rows` to `usage_rollup_pending`, in chunks of at most 100 rows: the statement
+/// cache keeps every size it prepares, and a 1,000-row statement of 21 parameters a row is a
+/// program of megabytes, where 100 rows already make a batch's few statements.
 async fn add_pending(conn: &mut SqliteConnection, rows: &[PendingRow]) -> Result<(), sqlx::Error> {
     let row = format!("({})", vec!["?"; pending::COLUMNS.len()].join(", "));
-    for (_, chunk) in chunks(rows) {
+    for (_, chunk) in chunks_of(rows, &UPDATE_CHUNK_SIZES) {
         let sql = format!(
             "INSERT INTO usage_rollup_pending ({}) VALUES {}",
             pending::COLUMNS.join(", "),
