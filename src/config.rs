@@ -133,7 +133,7 @@ pub struct MeteringSettings {
     pub buffer_capacity: usize,
     pub batch_size: usize,
     /// The most events one batch takes when more are waiting (a writer that falls behind
-    /// commits larger batches, in which each key's calls fold into fewer rollup rows); a
+    /// commits larger batches, in which each key's calls fold into fewer pending rollup rows); a
     /// value under `batch_size` counts as `batch_size`.
     pub max_batch_size: usize,
     pub flush_interval_ms: u64,

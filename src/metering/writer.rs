@@ -3,9 +3,10 @@
 //! event after an idle spell wakes it; while events flow it collects them every 10 ms. A batch
 //! takes everything waiting when it starts, up to `max_batch_size` events and twice
 //! `batch_size` distinct keys: a writer that falls behind commits larger batches, in which each
-//! key's calls fold into fewer rollup rows. Each batch is committed by a task of its own, up
-//! to `writer_connections` at once (PostgreSQL; SQLite takes one writer at a time), so the
-//! next batch is collected and copied while the last one's rollups are added and committed.
+//! key's calls fold into fewer pending rollup rows. Each batch is committed by a task of its
+//! own, up to `writer_connections` at once (PostgreSQL; SQLite takes one writer at a time), so
+//! the next batch is collected and copied while the last one commits; each commit wakes the
+//! compactor (`compactor.rs`), which adds the batch's pending rollups.
 //! A failing database is retried with capped exponential backoff while the batch is kept (the
 //! buffer meanwhile fills and then spills into the spool); spooled events are replayed once
 //! writes succeed. On shutdown it stops accepting, commits what it holds and spools what it
