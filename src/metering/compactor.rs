@@ -62,7 +62,15 @@ impl Compactor {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(POLL) => {}
             }
-            match self.pass(&mut cursor).await {
+            // A long pass over a backlog stops when shutdown begins; the last passes are
+            // bounded by the grace (`finish_up`). A take it interrupts is rolled back, and
+            // what a take has committed is gone from the table: nothing is added twice.
+            let passed = tokio::select! {
+                biased;
+                _ = self.finish.cancelled() => break,
+                passed = self.pass(&mut cursor) => passed,
+            };
+            match passed {
                 Ok(_) if failures > 0 => {
                     tracing::info!(failures, "pending rollups are being added again");
                     failures = 0;
