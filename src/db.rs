@@ -77,9 +77,8 @@ async fn open(
 /// The pool the usage-event writer commits its batches on, its own on either backend:
 ///
 /// - SQLite takes one writer at a time anyway, so one connection (the batches and the rollup
-///   compactor take turns); every connection the batches
-///   ran on held several MB more, most likely its cached prepared 1,000-row insert (see
-///   `docs/benchmarks.md`, "Memory").
+///   compactor take turns); every connection the batches ran on held several MB more,
+///   most likely its cached prepared 1,000-row insert (see `docs/benchmarks.md`, "Memory").
 /// - PostgreSQL: one per batch committed at once (`batches`, `metering.writer_connections`),
 ///   one for the rollup compactor, and one more (a write abandoned at its timeout may still
 ///   hold one while it is closed).

@@ -18,7 +18,7 @@ use crate::metering::{
     UsageEvent,
     rollup::{self, Granularity, RollupKey, Totals},
     sketch::LatencySketch,
-    utilization::{PeakKey, PerMille},
+    utilization::{self, PeakKey, PerMille},
 };
 
 /// One minute bucket of a batch, not yet in the rollup tables.
@@ -192,7 +192,7 @@ where
     let endpoint: String = row.try_get("endpoint")?;
     let method: String = row.try_get("method")?;
     let mut peaks: PerMille = [0; 4];
-    for (p, column) in peaks.iter_mut().zip(&COLUMNS[17..]) {
+    for (p, column) in peaks.iter_mut().zip(&utilization::COLUMNS[4..]) {
         let value: i32 = row.try_get(*column)?;
         *p = u16::try_from(value).map_err(|err| corrupt(format!("{column}: {err}")))?;
     }
