@@ -201,8 +201,14 @@ async fn through_writer(
 ) -> f64 {
     let count = events.len();
     let grace = std::time::Duration::from_secs(60);
-    let pipeline =
-        metering::start(db.clone(), &settings.metering, grace, Default::default()).unwrap();
+    let pipeline = metering::start(
+        &settings.database,
+        &settings.metering,
+        grace,
+        Default::default(),
+    )
+    .await
+    .unwrap();
     let recorder = pipeline.recorder();
     let capacity = settings.metering.buffer_capacity;
     let started = Instant::now();

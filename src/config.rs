@@ -139,6 +139,9 @@ pub struct MeteringSettings {
     pub flush_interval_ms: u64,
     /// Batches committed at once on PostgreSQL, each on its own connection (SQLite: 1).
     pub writer_connections: usize,
+    /// Added to the nice value of the writer's and compactor's threads (Linux; 0-19, 0 = the
+    /// request path's priority): see `metering::runtime`.
+    pub writer_nice: i32,
     pub spool_dir: PathBuf,
     pub ingest_max_batch: usize,
 }
@@ -392,6 +395,12 @@ impl MeteringSettings {
             ));
         }
         positive("metering.ingest_max_batch", self.ingest_max_batch as u64)?;
+        if !(0..=19).contains(&self.writer_nice) {
+            return Err(ConfigError::new(
+                "metering.writer_nice",
+                "must be between 0 (the request path's priority) and 19 (the lowest)",
+            ));
+        }
         if self.batch_size > self.buffer_capacity {
             return Err(ConfigError::new(
                 "metering.batch_size",

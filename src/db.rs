@@ -84,7 +84,8 @@ async fn open(
 ///   hold one while it is closed).
 ///   A connection is tied to the Tokio runtime of the task that opened it; in
 ///   the main pool those are HTTP workers' runtimes, which stop before the writer's last
-///   flush and spool replay at shutdown, taking their connections with them.
+///   flush and spool replay at shutdown, taking their connections with them. `metering::start`
+///   opens this pool from the pipeline's own runtime.
 pub async fn writer_connection(
     settings: &DatabaseSettings,
     batches: usize,

@@ -30,8 +30,6 @@ pub struct Application {
     cancel: CancellationToken,
     background: Vec<JoinHandle<()>>,
     metering: metering::Pipeline,
-    /// The usage-event writer's own pool (see [`db::writer_connection`]).
-    writer_db: sea_orm::DatabaseConnection,
 }
 
 impl Application {
@@ -50,14 +48,13 @@ impl Application {
             None => None,
         };
         state.live = LiveHub::start(cancel.clone(), live_bus);
-        let writer_db =
-            db::writer_connection(&settings.database, settings.metering.writer_connections).await?;
         let metering = metering::start(
-            writer_db.clone(),
+            &settings.database,
             &settings.metering,
             grace,
             state.live.clone(),
-        )?;
+        )
+        .await?;
         state.recorder = metering.recorder();
         let known = web::Data::new(KnownRoutes::from_openapi(&http::openapi::spec()));
         let app_state = state.clone();
@@ -81,7 +78,6 @@ impl Application {
             cancel,
             background,
             metering,
-            writer_db,
         })
     }
 
@@ -118,7 +114,6 @@ impl Application {
         }
         // After HTTP: every event recorded by a request is in the buffer by now.
         self.metering.shutdown().await;
-        self.writer_db.close().await.ok();
         self.state.db.clone().close().await.ok();
         served.context("HTTP server failed")
     }

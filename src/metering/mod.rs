@@ -9,11 +9,12 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
 use sea_orm::DatabaseConnection;
-use tokio::task::JoinHandle;
+use tokio::{runtime::Runtime, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::MeteringSettings;
+use crate::config::{DatabaseSettings, MeteringSettings};
 
 mod buffer;
 mod compactor;
@@ -34,24 +35,46 @@ pub use buffer::Recorder;
 pub use event::{Source, UsageEvent, method};
 
 /// The running pipeline: the recorder handed to the request path, the writer task and the
-/// compactor task.
+/// compactor task, on threads of their own with the writer's own pool.
 pub struct Pipeline {
     recorder: Recorder,
     closing: CancellationToken,
     writer: JoinHandle<()>,
     finish: CancellationToken,
     compactor: JoinHandle<()>,
+    db: DatabaseConnection,
+    threads: Threads,
 }
 
-/// Opens the spool (replaying what an earlier run left there) and starts the batch writer.
-/// `grace` bounds how long shutdown spends replaying the spool.
-pub fn start(
-    db: DatabaseConnection,
+/// Threads of the pipeline's runtime.
+const THREADS: usize = 2;
+/// Their name.
+pub const THREAD_NAME: &str = "tollgate-meter";
+
+/// Opens the writer's own pool ([`crate::db::writer_connection`]) and the spool (replaying
+/// what an earlier run left there), and starts the batch writer and the rollup compactor on a
+/// runtime of their own ([`runtime`]). `grace` bounds how long shutdown spends replaying the
+/// spool and adding what is pending.
+pub async fn start(
+    database: &DatabaseSettings,
     settings: &MeteringSettings,
     grace: Duration,
     live: live::LiveHub,
 ) -> anyhow::Result<Pipeline> {
     metrics::describe();
+    let threads = Threads(Some(
+        runtime(settings.writer_nice).context("starting the metering threads")?,
+    ));
+    // Opened from those threads: the pool's connections belong to their runtime, and SQLite's
+    // worker thread for the connection, started by the thread that opens it, shares their
+    // priority.
+    let db = {
+        let (database, batches) = (database.clone(), settings.writer_connections);
+        threads
+            .handle()
+            .spawn(async move { crate::db::writer_connection(&database, batches).await })
+            .await??
+    };
     let spool = spool::Spool::open(&settings.spool_dir)?;
     let wake = std::sync::Arc::new(tokio::sync::Notify::new());
     let (recorder, rx) = Recorder::new(settings.buffer_capacity, spool.clone(), wake.clone());
@@ -72,7 +95,7 @@ pub fn start(
     };
     let writer = writer::Writer {
         sink: writer::Sink {
-            db,
+            db: db.clone(),
             live,
             compactor: wake,
         },
@@ -88,13 +111,74 @@ pub fn start(
         in_flight: Default::default(),
         kept: Vec::new(),
     };
+    let runtime = threads.handle();
     Ok(Pipeline {
         recorder,
         closing,
-        writer: tokio::spawn(writer.run()),
+        writer: runtime.spawn(writer.run()),
         finish,
-        compactor: tokio::spawn(compactor.run()),
+        compactor: runtime.spawn(compactor.run()),
+        db,
+        threads,
     })
+}
+
+/// The pipeline's runtime: [`THREADS`] threads named [`THREAD_NAME`], each `nice` steps below
+/// the thread that starts them (Linux; elsewhere the same priority). A batch's work (encoding,
+/// SQLite's inserts, the compactor's folds) comes in slices of milliseconds; at the request
+/// path's priority, an HTTP worker woken by a request on a core where that work runs waited for
+/// the slice to end, which showed in the calls' p99 (`docs/benchmarks.md`, "Added latency at
+/// half load"). Below it, the worker takes the core at once; with spare CPU the writer runs as
+/// fast as before, and at saturation it still gets a share (nice 5: about a third of a
+/// request-path thread's), enough to keep up at the peer harness's full load.
+fn runtime(nice: i32) -> std::io::Result<Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(THREADS)
+        .thread_name(THREAD_NAME)
+        .on_thread_start(move || lower_priority(nice))
+        .enable_all()
+        .build()
+}
+
+/// Lowers the calling thread's priority by `by` nice steps (at most to 19).
+#[cfg(target_os = "linux")]
+fn lower_priority(by: i32) {
+    use rustix::process::{getpriority_process, setpriority_process};
+    if by == 0 {
+        return;
+    }
+    // Linux keeps a nice value per thread: the "process" without an id is the calling thread.
+    let lowered = getpriority_process(None)
+        .and_then(|now| setpriority_process(None, now.saturating_add(by).min(19)));
+    if let Err(err) = lowered {
+        tracing::warn!(error = %err, "could not lower the metering thread's priority");
+    }
+}
+
+/// Elsewhere `setpriority` would lower the whole process: the threads keep its priority.
+#[cfg(not(target_os = "linux"))]
+fn lower_priority(_by: i32) {}
+
+/// The pipeline's runtime, shut down without waiting when dropped (dropping a runtime may
+/// block, which async code must not): by then [`Pipeline::shutdown`] has finished its tasks.
+struct Threads(Option<Runtime>);
+
+impl Threads {
+    fn handle(&self) -> tokio::runtime::Handle {
+        self.0
+            .as_ref()
+            .expect("the runtime lives until dropped")
+            .handle()
+            .clone()
+    }
+}
+
+impl Drop for Threads {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl Pipeline {
@@ -116,5 +200,7 @@ impl Pipeline {
         if let Err(err) = self.compactor.await {
             tracing::error!(error = %err, "the rollup compactor failed");
         }
+        self.db.close().await.ok();
+        drop(self.threads);
     }
 }

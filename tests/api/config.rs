@@ -50,6 +50,8 @@ fn a_bad_value_exits_with_one_line_naming_the_setting() {
         &[("TOLLGATE__METERING__WRITER_CONNECTIONS", "0")],
     );
     assert_config_error(&out, "metering.writer_connections");
+    let out = tollgate(&["migrate"], &[("TOLLGATE__METERING__WRITER_NICE", "20")]);
+    assert_config_error(&out, "metering.writer_nice");
 }
 
 #[test]

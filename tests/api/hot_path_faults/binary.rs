@@ -91,6 +91,50 @@ async fn serve_runs_with_freed_memory_purged_at_once_unless_told_otherwise() {
     }
 }
 
+/// The metering writer and compactor run on threads of their own, `metering.writer_nice`
+/// steps below the HTTP workers; on SQLite so does the worker thread of the writer's one
+/// connection. Linux only (elsewhere they keep the process's priority).
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn serve_runs_the_metering_writer_below_the_request_path_s_priority() {
+    let backend = backend_env().await;
+    let (env, data_dir) = with_metering(&backend.vars, &[("WRITER_NICE", "7")]);
+    let sqlite = database_url(&env).starts_with("sqlite");
+    let mut node = Node::start(&env, &data_dir).await;
+    // Every thread's name and nice value (field 19 of its stat, the 17th after the name).
+    let threads: Vec<(String, i32)> = std::fs::read_dir(format!("/proc/{}/task", node.pid()))
+        .unwrap()
+        .map(|task| {
+            let path = task.unwrap().path();
+            let name = std::fs::read_to_string(path.join("comm")).unwrap();
+            let stat = std::fs::read_to_string(path.join("stat")).unwrap();
+            let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+            let nice = after_name.split(' ').nth(16).unwrap().parse().unwrap();
+            (name.trim().to_owned(), nice)
+        })
+        .collect();
+    let base = threads[0].1;
+    let nice_of = |prefix: &str| -> Vec<i32> {
+        let of = threads.iter().filter(|(name, _)| name.starts_with(prefix));
+        of.map(|(_, nice)| *nice).collect()
+    };
+    let metering = nice_of(tollgate::metering::THREAD_NAME);
+    assert!(!metering.is_empty(), "no metering thread among {threads:?}");
+    assert!(metering.iter().all(|&n| n == base + 7), "{threads:?}");
+    let workers = nice_of("actix-server");
+    assert!(
+        !workers.is_empty() && workers.iter().all(|&n| n == base),
+        "{threads:?}"
+    );
+    if sqlite {
+        let lowered = nice_of("sqlx-sqlite")
+            .into_iter()
+            .filter(|&n| n == base + 7);
+        assert_eq!(lowered.count(), 1, "the writer's connection: {threads:?}");
+    }
+    stop_cleanly(&mut [&mut node]).await;
+}
+
 #[tokio::test]
 async fn sigterm_under_load_drains_every_event() {
     let backend = backend_env().await;

@@ -81,8 +81,8 @@ async fn a_full_buffer_spools_and_every_event_arrives_once() {
     let owner = new_tenant_member(&app, Role::Owner).await;
     let (key, _) = create_key(&app, &owner).await;
     let spooled_before = metric(&app, "tollgate_metering_spooled_total").await;
-    // The writer shares this runtime: while this loop runs without yielding, only 4 events
-    // fit in the buffer and the other 496 must go to the spool.
+    // The buffer holds 4 events, and the writer (on its own threads) takes them at most every
+    // 10 ms while events flow: nearly all of the 500 recorded by this loop go to the spool.
     for n in 0..500 {
         app.state
             .recorder
@@ -91,7 +91,7 @@ async fn a_full_buffer_spools_and_every_event_arrives_once() {
     wait_for_events(&app.state.db, 500).await;
     assert_eq!(key_row(&app.state.db, key).await.usage_count, 500);
     let spooled = metric(&app, "tollgate_metering_spooled_total").await - spooled_before;
-    assert!(spooled >= 496.0, "spooled {spooled}");
+    assert!(spooled >= 400.0, "spooled {spooled}");
     assert_eq!(metric(&app, "tollgate_metering_dropped_total").await, 0.0);
     let spool = &app.state.settings.metering.spool_dir;
     let leftovers: Vec<_> = std::fs::read_dir(spool)
