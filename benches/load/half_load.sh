@@ -9,9 +9,11 @@
 #   cargo install --locked oha --root /tmp/oha            # or OHA=/path/to/oha
 #   RATE=18000 ROUNDS=2 DURATION=10s benches/load/half_load.sh
 #
-# RATE defaults to 18000 req/s: about half of what tollgate-redis sustains under oha on the
-# 2-core benchmark machine (~37k; oha costs more CPU than wrk, see docs/benchmarks.md). Prints
-# one line per target and round, then medians.
+# RATE defaults to 18000 req/s: about half of what tollgate-redis sustained under oha on the
+# first 2-core benchmark machine (~37k; oha costs more CPU than wrk). Machines differ by 2x
+# (the thirteenth sustained ~76k): measure the saturation first (oha without -q against
+# tollgate-redis and tollgate-embedded) and pass half of it (docs/benchmarks.md). Prints one
+# line per target and round, then medians.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 project="$PWD"
