@@ -132,32 +132,50 @@ pub async fn start(
 /// fast as before, and at saturation it still gets a share (nice 5: about a third of a
 /// request-path thread's), enough to keep up at the peer harness's full load.
 fn runtime(nice: i32) -> std::io::Result<Runtime> {
+    // Fixed here, from the starting thread's: a thread spawned later by one of the runtime's
+    // own (its blocking pool) inherits their value and must not be lowered twice.
+    let priority = Priority::below_current(nice);
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(THREADS)
         .thread_name(THREAD_NAME)
-        .on_thread_start(move || lower_priority(nice))
+        .on_thread_start(move || priority.apply())
         .enable_all()
         .build()
 }
 
-/// Lowers the calling thread's priority by `by` nice steps (at most to 19).
+/// The nice value of the pipeline's threads (`None`: leave theirs).
+#[derive(Clone, Copy)]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+struct Priority(Option<i32>);
+
 #[cfg(target_os = "linux")]
-fn lower_priority(by: i32) {
-    use rustix::process::{getpriority_process, setpriority_process};
-    if by == 0 {
-        return;
+impl Priority {
+    /// `by` steps below the calling thread's (at most 19).
+    fn below_current(by: i32) -> Self {
+        // Linux keeps a nice value per thread: the "process" without an id is the calling
+        // thread.
+        let current = rustix::process::getpriority_process(None);
+        Self((by > 0).then(|| current.unwrap_or(0).saturating_add(by).min(19)))
     }
-    // Linux keeps a nice value per thread: the "process" without an id is the calling thread.
-    let lowered = getpriority_process(None)
-        .and_then(|now| setpriority_process(None, now.saturating_add(by).min(19)));
-    if let Err(err) = lowered {
-        tracing::warn!(error = %err, "could not lower the metering thread's priority");
+
+    /// Sets the calling thread's nice value.
+    fn apply(self) {
+        let Some(nice) = self.0 else { return };
+        if let Err(err) = rustix::process::setpriority_process(None, nice) {
+            tracing::warn!(error = %err, "could not lower the metering thread's priority");
+        }
     }
 }
 
 /// Elsewhere `setpriority` would lower the whole process: the threads keep its priority.
 #[cfg(not(target_os = "linux"))]
-fn lower_priority(_by: i32) {}
+impl Priority {
+    fn below_current(_by: i32) -> Self {
+        Self(None)
+    }
+
+    fn apply(self) {}
+}
 
 /// The pipeline's runtime, shut down without waiting when dropped (dropping a runtime may
 /// block, which async code must not): by then [`Pipeline::shutdown`] has finished its tasks.
