@@ -7,13 +7,12 @@
 #
 #   cargo build --release --bin tollgate && ../shared/bench/peers/setup.sh
 #   cargo install --locked oha --root /tmp/oha            # or OHA=/path/to/oha
-#   RATE=18000 ROUNDS=2 DURATION=10s benches/load/half_load.sh
+#   ROUNDS=2 DURATION=10s benches/load/half_load.sh        # or RATE=18000 … for a fixed rate
 #
-# RATE defaults to 18000 req/s: about half of what tollgate-redis sustained under oha on the
-# first 2-core benchmark machine (~37k; oha costs more CPU than wrk). Machines differ by 2x
-# (the thirteenth sustained ~76k): measure the saturation first (oha without -q against
-# tollgate-redis and tollgate-embedded) and pass half of it (docs/benchmarks.md). Prints one
-# line per target and round, then medians.
+# Without RATE, the script first measures the saturation: oha unthrottled (6 s after a 2 s
+# warm-up) against tollgate-redis and tollgate-embedded, and uses half of the lower rate (2-core
+# machines here have sustained from ~37k to ~76k req/s under oha, which costs more CPU than
+# wrk). RATE=N skips that. Prints one line per target and round, then medians.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 project="$PWD"
@@ -23,7 +22,7 @@ oha="${OHA:-$(command -v oha || echo /tmp/oha/bin/oha)}"
 bare="${BARE_BIN:-$peers/.target/release/rs-actix-bare}"
 [ -x "$bare" ] || { echo "half_load: $bare missing (run $peers/setup.sh)" >&2; exit 1; }
 
-RATE="${RATE:-18000}" ROUNDS="${ROUNDS:-2}" DURATION="${DURATION:-10s}" CONNS="${CONNS:-32}"
+RATE="${RATE:-}" ROUNDS="${ROUNDS:-2}" DURATION="${DURATION:-10s}" CONNS="${CONNS:-32}"
 export BENCH_API_KEY="bench-half-load-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export RL_LIMIT=1000000000 RL_WINDOW_SECS=60
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
@@ -54,6 +53,23 @@ p50_ms() { # json file
 }
 
 port=19480
+if [ -z "$RATE" ]; then
+  lowest=""
+  for target in tollgate-redis tollgate-embedded; do
+    port=$((port + 1))
+    start "$target" "$port"
+    url="http://127.0.0.1:$port/v1/ping"
+    "$oha" --no-tui -z 2s -c "$CONNS" -H "X-API-Key: $BENCH_API_KEY" "$url" >/dev/null
+    "$oha" --no-tui --output-format json -z 6s -c "$CONNS" -H "X-API-Key: $BENCH_API_KEY" "$url" \
+      >"$out/$target.saturation.json"
+    read -r _ _ rps _ < <(p50_ms "$out/$target.saturation.json")
+    echo "saturation $target $rps req/s"
+    if [ -z "$lowest" ] || [ "$rps" -lt "$lowest" ]; then lowest="$rps"; fi
+    stop
+  done
+  RATE=$((lowest / 2))
+  echo "half load: $RATE req/s"
+fi
 for round in $(seq "$ROUNDS"); do
   for target in bare tollgate-redis tollgate-embedded; do
     port=$((port + 1))
