@@ -128,9 +128,11 @@ pub async fn start(
 /// SQLite's inserts, the compactor's folds) comes in slices of milliseconds; at the request
 /// path's priority, an HTTP worker woken by a request on a core where that work runs waited for
 /// the slice to end, which showed in the calls' p99 (`docs/benchmarks.md`, "Added latency at
-/// half load"). Below it, the worker takes the core at once; with spare CPU the writer runs as
-/// fast as before, and at saturation it still gets a share (nice 5: about a third of a
-/// request-path thread's), enough to keep up at the peer harness's full load.
+/// half load": embedded p99 halved at a quarter of saturation). Below it, the worker takes the
+/// core at once; with spare CPU the writer runs as fast as before, and at saturation it still
+/// gets a share (nice 5: about a third of a request-path thread's), enough to keep up with the
+/// peer harness's one busy key (over 100,000 keys it stores less during the load, and the rest
+/// goes through the spool).
 fn runtime(nice: i32) -> std::io::Result<Runtime> {
     // Fixed here, from the starting thread's: a thread spawned later by one of the runtime's
     // own (its blocking pool) inherits their value and must not be lowered twice.
