@@ -68,10 +68,10 @@ pub async fn start(
     // Opened from those threads: the pool's connections belong to their runtime, and SQLite's
     // worker thread for the connection, started by the thread that opens it, shares their
     // priority.
+    let runtime = threads.handle();
     let db = {
         let (database, batches) = (database.clone(), settings.writer_connections);
-        threads
-            .handle()
+        runtime
             .spawn(async move { crate::db::writer_connection(&database, batches).await })
             .await??
     };
@@ -111,7 +111,6 @@ pub async fn start(
         in_flight: Default::default(),
         kept: Vec::new(),
     };
-    let runtime = threads.handle();
     Ok(Pipeline {
         recorder,
         closing,

@@ -102,18 +102,23 @@ async fn serve_runs_the_metering_writer_below_the_request_path_s_priority() {
     let sqlite = database_url(&env).starts_with("sqlite");
     let mut node = Node::start(&env, &data_dir).await;
     // Every thread's name and nice value (field 19 of its stat, the 17th after the name).
-    let threads: Vec<(String, i32)> = std::fs::read_dir(format!("/proc/{}/task", node.pid()))
+    // A thread's nice value: field 19 of its stat, the 17th after the name.
+    let nice = |task: &std::path::Path| -> i32 {
+        let stat = std::fs::read_to_string(task.join("stat")).unwrap();
+        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+        after_name.split(' ').nth(16).unwrap().parse().unwrap()
+    };
+    let tasks = PathBuf::from(format!("/proc/{}/task", node.pid()));
+    let threads: Vec<(String, i32)> = std::fs::read_dir(&tasks)
         .unwrap()
         .map(|task| {
             let path = task.unwrap().path();
             let name = std::fs::read_to_string(path.join("comm")).unwrap();
-            let stat = std::fs::read_to_string(path.join("stat")).unwrap();
-            let after_name = &stat[stat.rfind(')').unwrap() + 2..];
-            let nice = after_name.split(' ').nth(16).unwrap().parse().unwrap();
-            (name.trim().to_owned(), nice)
+            (name.trim().to_owned(), nice(&path))
         })
         .collect();
-    let base = threads[0].1;
+    // The main thread's (its id is the process's), which every other thread started from.
+    let base = nice(&tasks.join(node.pid().to_string()));
     let nice_of = |prefix: &str| -> Vec<i32> {
         let of = threads.iter().filter(|(name, _)| name.starts_with(prefix));
         of.map(|(_, nice)| *nice).collect()
