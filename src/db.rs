@@ -204,6 +204,35 @@ mod tests {
         row.try_get_by_index(0).unwrap()
     }
 
+    /// The bundled SQLite is compiled as `.cargo/config.toml` says: plans independent of
+    /// bound values (else every `LIMIT ?` statement is prepared again at each execution), no
+    /// global memory statistics, a page cache per connection.
+    #[tokio::test]
+    async fn sqlite_is_built_for_many_connections() {
+        let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+        let rows = db
+            .query_all_raw(Statement::from_string(
+                DatabaseBackend::Sqlite,
+                "PRAGMA compile_options",
+            ))
+            .await
+            .unwrap();
+        let options: Vec<String> = rows
+            .iter()
+            .map(|row| row.try_get_by_index(0).unwrap())
+            .collect();
+        for wanted in ["ENABLE_QPSG", "DEFAULT_MEMSTATUS=0"] {
+            assert!(
+                options.iter().any(|o| o == wanted),
+                "{wanted} in {options:?}"
+            );
+        }
+        assert!(
+            !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "ENABLE_MEMORY_MANAGEMENT in {options:?}"
+        );
+    }
+
     /// The main pool's connections keep a small private page cache; the writer's keeps
     /// SQLite's default (2,000 KiB).
     #[tokio::test]

@@ -5,11 +5,17 @@
 # straight to the database of a target prepared by benches/peers/tollgate-target.sh (copies
 # of its imported key, secrets mem-bench-key-1 .. N), then `wrk -t1` cycles through them
 # (benches/load/many_keys.lua) for DURATION, on CONNECTIONS connections (default 32). Loopback
-# only; bounded by DURATION.
+# only; bounded by DURATION. RATE=<calls/s> paces the load instead of running it flat out: each
+# connection waits PACE_MS (default 2) ms after every answer, on RATE x PACE_MS / 1000
+# connections, so the server sees at most RATE calls a second (somewhat fewer: the answers'
+# own latency adds to the pause). Unpaced, the server saturates the two cores and, over many
+# keys, its metering writer falls behind and spools; paced at a rate it keeps up with, what it
+# holds is the keys' state and the writer's steady work.
 #
 #   cargo build --release --bin tollgate
 #   KEYS=100000 DURATION=30s benches/load/memory.sh      # MODES="redis embedded" by default
 #   DRAIN=600 MODES=embedded KEYS=100000 DURATION=70s benches/load/memory.sh   # see below
+#   RATE=20000 MODES=embedded KEYS=100000 DURATION=70s benches/load/memory.sh   # paced
 #
 # Prints per mode: RSS before the load, RSS 5 s after it (the batches written, transient
 # memory returned; every key still cached) with its anonymous and file-backed parts (the
@@ -19,6 +25,11 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 KEYS="${KEYS:-100000}" DURATION="${DURATION:-30s}" MODES="${MODES:-redis embedded}" CONNECTIONS="${CONNECTIONS:-32}"
+if [ -n "${RATE:-}" ]; then
+  export PACE_MS="${PACE_MS:-2}"
+  CONNECTIONS=$((RATE * PACE_MS / 1000))
+  [ "$CONNECTIONS" -ge 1 ] || { echo "RATE x PACE_MS must be at least 1000" >&2; exit 2; }
+fi
 export KEYS PORT="${PORT:-18121}" BENCH_API_KEY="mem-bench-seed-key-0123456789abcdef"
 export RL_LIMIT=1000000000 RL_WINDOW_SECS=60
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
