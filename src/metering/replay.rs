@@ -8,7 +8,7 @@ use std::{collections::VecDeque, path::PathBuf};
 use tokio::time::Instant;
 
 use super::{
-    spool,
+    UsageEvent, metrics, spool,
     writer::{Writer, backoff},
 };
 
@@ -98,30 +98,53 @@ impl Writer {
         }
     }
 
-    /// Commits every event of one segment, then deletes it. `false` if anything failed.
+    /// Commits every event of one segment, a batch at a time (bounded as live ones are,
+    /// [`Growth`](super::writer::Growth), and only that batch in memory), then deletes it.
+    /// `false` if anything failed.
     async fn replay_segment(&self, path: PathBuf) -> bool {
-        let events = match spool::read_segment(path.clone()).await {
-            Ok(events) => events,
+        let shown = path.display().to_string();
+        let mut reader = match spool::open_segment(path.clone()).await {
+            Ok(reader) => reader,
             Err(err) => {
-                tracing::error!(segment = %path.display(), error = %err, "reading a spool segment failed");
+                tracing::error!(segment = %shown, error = %err, "opening a spool segment failed");
                 return false;
             }
         };
-        // In batches bounded as live ones are (`Growth`).
-        let mut rest = &events[..];
-        while !rest.is_empty() {
-            let (chunk, tail) = rest.split_at(self.growth(&[]).take(rest));
-            if let Err(err) = self.sink.write(chunk).await {
+        let mut count = 0;
+        loop {
+            let mut growth = self.growth(&[]);
+            let full = move |event: &UsageEvent| {
+                growth.admit(event);
+                growth.full()
+            };
+            let events = match spool::read_batch(reader, full).await {
+                Ok((back, events)) => {
+                    reader = back;
+                    events
+                }
+                Err(err) => {
+                    tracing::error!(segment = %shown, error = %err, "reading a spool segment failed");
+                    return false;
+                }
+            };
+            if events.is_empty() {
+                break;
+            }
+            if let Err(err) = self.sink.write(&events).await {
                 tracing::warn!(error = %err, "replaying the spool failed; will retry");
                 return false;
             }
-            rest = tail;
+            count += events.len();
         }
-        if let Err(err) = spool::remove_segment(path.clone()).await {
+        if reader.unreadable > 0 {
+            metrics::dropped(reader.unreadable);
+            tracing::error!(segment = %shown, unreadable = reader.unreadable, "spool lines could not be read");
+        }
+        if let Err(err) = spool::remove_segment(path).await {
             // Its events are committed; replaying it again later is harmless.
-            tracing::error!(segment = %path.display(), error = %err, "removing a replayed spool segment failed");
+            tracing::error!(segment = %shown, error = %err, "removing a replayed spool segment failed");
         }
-        tracing::info!(count = events.len(), "replayed spooled usage events");
+        tracing::info!(count, "replayed spooled usage events");
         true
     }
 }

@@ -116,16 +116,22 @@ impl Spool {
     }
 }
 
-/// Reads a closed segment off the executor. Unreadable lines (cut short by a crash) are
-/// counted as dropped and logged.
-pub async fn read_segment(path: PathBuf) -> io::Result<Vec<UsageEvent>> {
-    let shown = path.display().to_string();
-    let (events, unreadable) = blocking(move || segment::read(&path)).await?;
-    if unreadable > 0 {
-        metrics::dropped(unreadable);
-        tracing::error!(segment = %shown, unreadable, "spool lines could not be read");
-    }
-    Ok(events)
+/// Opens a closed segment for replay, off the executor.
+pub async fn open_segment(path: PathBuf) -> io::Result<segment::Reader> {
+    blocking(move || segment::Reader::open(&path)).await
+}
+
+/// The next batch of `reader`'s events, off the executor: up to and including the one that
+/// makes `full` say so; empty at the end. Hands the reader back.
+pub async fn read_batch(
+    mut reader: segment::Reader,
+    mut full: impl FnMut(&UsageEvent) -> bool + Send + 'static,
+) -> io::Result<(segment::Reader, Vec<UsageEvent>)> {
+    blocking(move || {
+        let events = reader.next_batch(&mut full)?;
+        Ok((reader, events))
+    })
+    .await
 }
 
 /// Deletes a segment whose events are committed.

@@ -88,26 +88,51 @@ pub fn write_event(out: &mut impl Write, e: &UsageEvent) -> io::Result<()> {
     out.write_all(b"\n")
 }
 
-/// Every event of a segment, and how many lines could not be read (a line cut short by a
-/// crash; nothing else writes these files).
-pub fn read(path: &Path) -> io::Result<(Vec<UsageEvent>, usize)> {
-    let reader = BufReader::new(File::open(path)?);
-    let mut events = Vec::new();
-    let mut unreadable = 0;
-    for line in reader.split(b'\n') {
-        let line = line?;
-        if line.is_empty() {
-            continue;
-        }
-        match serde_json::from_slice::<Line>(&line)
-            .ok()
-            .and_then(to_event)
-        {
-            Some(event) => events.push(event),
-            None => unreadable += 1,
-        }
+/// A closed segment, read a batch at a time: replaying a segment holds one batch of its
+/// events in memory, not all of them.
+pub struct Reader {
+    lines: io::Split<BufReader<File>>,
+    /// Lines that could not be read so far (a line cut short by a crash; nothing else writes
+    /// these files).
+    pub unreadable: usize,
+}
+
+impl Reader {
+    pub fn open(path: &Path) -> io::Result<Self> {
+        Ok(Self {
+            lines: BufReader::new(File::open(path)?).split(b'\n'),
+            unreadable: 0,
+        })
     }
-    Ok((events, unreadable))
+
+    /// The next events, up to and including the one for which `full` (told of each event in
+    /// turn) says the batch is full; empty at the end of the segment.
+    pub fn next_batch(
+        &mut self,
+        mut full: impl FnMut(&UsageEvent) -> bool,
+    ) -> io::Result<Vec<UsageEvent>> {
+        let mut events = Vec::new();
+        for line in self.lines.by_ref() {
+            let line = line?;
+            if line.is_empty() {
+                continue;
+            }
+            match serde_json::from_slice::<Line>(&line)
+                .ok()
+                .and_then(to_event)
+            {
+                Some(event) => {
+                    let last = full(&event);
+                    events.push(event);
+                    if last {
+                        break;
+                    }
+                }
+                None => self.unreadable += 1,
+            }
+        }
+        Ok(events)
+    }
 }
 
 fn to_event(line: Line<'_>) -> Option<UsageEvent> {
@@ -176,8 +201,43 @@ mod tests {
         write_event(&mut out, &event).unwrap();
         out.truncate(out.len() - 10);
         std::fs::write(&path, out).unwrap();
-        let (events, unreadable) = read(&path).unwrap();
-        assert_eq!(events, vec![event]);
-        assert_eq!(unreadable, 1);
+        let mut reader = Reader::open(&path).unwrap();
+        assert_eq!(reader.next_batch(|_| false).unwrap(), vec![event]);
+        assert_eq!(reader.unreadable, 1);
+        assert!(reader.next_batch(|_| false).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_segment_is_read_a_batch_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let events: Vec<UsageEvent> = (0..5)
+            .map(|status| {
+                UsageEvent::new(
+                    Source::Middleware,
+                    TenantId::new(),
+                    None,
+                    Arc::from("/v1/ping"),
+                    Arc::from("GET"),
+                    200 + status,
+                )
+            })
+            .collect();
+        let mut out = Vec::new();
+        for event in &events {
+            write_event(&mut out, event).unwrap();
+        }
+        let path = dir.path().join("b.jsonl");
+        std::fs::write(&path, out).unwrap();
+        let mut reader = Reader::open(&path).unwrap();
+        let mut seen = 0;
+        let mut twos = || {
+            seen += 1;
+            seen % 2 == 0
+        };
+        assert_eq!(reader.next_batch(|_| twos()).unwrap(), events[0..2]);
+        assert_eq!(reader.next_batch(|_| twos()).unwrap(), events[2..4]);
+        assert_eq!(reader.next_batch(|_| twos()).unwrap(), events[4..]);
+        assert!(reader.next_batch(|_| twos()).unwrap().is_empty());
+        assert_eq!(reader.unreadable, 0);
     }
 }
