@@ -16,6 +16,7 @@
 #   KEYS=100000 DURATION=30s benches/load/memory.sh      # MODES="redis embedded" by default
 #   DRAIN=600 MODES=embedded KEYS=100000 DURATION=70s benches/load/memory.sh   # see below
 #   RATE=20000 MODES=embedded KEYS=100000 DURATION=70s benches/load/memory.sh   # paced
+#   TRACE=/tmp/rss.txt DRAIN=300 MODES=embedded … benches/load/memory.sh   # RSS every second
 #
 # Prints per mode: RSS before the load, RSS 5 s after it (the batches written, transient
 # memory returned; every key still cached) with its anonymous and file-backed parts (the
@@ -36,7 +37,11 @@ export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 helper=benches/peers/tollgate-target.sh
 server=""
-stop() { [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null; server=""; }
+tracer=""
+stop() {
+  [ -n "$tracer" ] && kill "$tracer" 2>/dev/null; tracer=""
+  [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null; server=""
+}
 trap stop EXIT
 
 add_keys() { # mode
@@ -92,6 +97,15 @@ for mode in $MODES; do
   "$helper" prepare "$mode" >/dev/null
   add_keys "$mode"
   "$helper" start "$mode" >/dev/null 2>&1 & server=$!
+  if [ -n "${TRACE:-}" ]; then
+    # TRACE=<file>: one line a second while the server runs: time, RSS (MB) and the writer's
+    # counters (flushed, spooled, queued), to see which phase holds the memory.
+    while kill -0 "$server" 2>/dev/null; do
+      echo "$(date +%s) $mode $(rss "$server" VmRSS 2>/dev/null)" \
+        "$(curl -fs -m 1 "http://127.0.0.1:$PORT/metrics" | awk '/^tollgate_metering_(events_flushed_total|spooled_total|queue_depth) / {printf "%s=%d ", substr($1, 19), $2}')"
+      sleep 1
+    done >>"$TRACE" & tracer=$!
+  fi
   for _ in $(seq 100); do curl -fso /dev/null "http://127.0.0.1:$PORT/livez" && break; sleep 0.1; done
   idle="$(rss "$server" VmRSS)"
   load="$(wrk -t1 -c"$CONNECTIONS" -d"$DURATION" -s benches/load/many_keys.lua "http://127.0.0.1:$PORT/v1/ping" | grep LOADJSON)"

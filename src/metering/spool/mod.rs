@@ -125,10 +125,10 @@ pub async fn open_segment(path: PathBuf) -> io::Result<segment::Reader> {
 /// makes `full` say so; empty at the end. Hands the reader back.
 pub async fn read_batch(
     mut reader: segment::Reader,
-    mut full: impl FnMut(&UsageEvent) -> bool + Send + 'static,
+    full: impl FnMut(&UsageEvent) -> bool + Send + 'static,
 ) -> io::Result<(segment::Reader, Vec<UsageEvent>)> {
     blocking(move || {
-        let events = reader.next_batch(&mut full)?;
+        let events = reader.next_batch(full)?;
         Ok((reader, events))
     })
     .await

@@ -101,7 +101,6 @@ async fn serve_runs_the_metering_writer_below_the_request_path_s_priority() {
     let (env, data_dir) = with_metering(&backend.vars, &[("WRITER_NICE", "7")]);
     let sqlite = database_url(&env).starts_with("sqlite");
     let mut node = Node::start(&env, &data_dir).await;
-    // Every thread's name and nice value (field 19 of its stat, the 17th after the name).
     // A thread's nice value: field 19 of its stat, the 17th after the name.
     let nice = |task: &std::path::Path| -> i32 {
         let stat = std::fs::read_to_string(task.join("stat")).unwrap();
