@@ -13,6 +13,13 @@
 //! [`GIVE_WAY_MAX`]) for it to catch up. On shutdown, after the writer has drained, it makes passes
 //! until nothing is pending or the grace period is over; what is left stays pending, on
 //! disk, for the next start (or another node) to add.
+//!
+//! While running, the compactors of several nodes skip the rows another one holds
+//! (PostgreSQL's `SKIP LOCKED`); the last passes wait for them instead. A take that shutdown
+//! interrupts still holds its rows until its connection's rollback goes through, and another
+//! node's take may be one its own shutdown is interrupting: skipping either, a last pass
+//! from the start could find nothing and leave those rows behind, the keys' counters and
+//! rollups short of their stored events, while every node has stopped.
 
 use std::{sync::Arc, time::Duration};
 
@@ -22,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     metrics,
-    store::{self, Cursor},
+    store::{self, Cursor, Locked},
     writer::{backoff, unwinding},
 };
 
@@ -68,7 +75,7 @@ impl Compactor {
             let passed = tokio::select! {
                 biased;
                 _ = self.finish.cancelled() => break,
-                passed = self.pass(&mut cursor) => passed,
+                passed = self.pass(&mut cursor, Locked::Skip) => passed,
             };
             match passed {
                 Ok(_) if failures > 0 => {
@@ -92,12 +99,13 @@ impl Compactor {
         self.finish_up(cursor).await;
     }
 
-    /// Passes until one from the start finds nothing, while the grace lasts.
+    /// Passes until one from the start finds nothing, while the grace lasts, waiting for the
+    /// rows other transactions hold.
     async fn finish_up(&self, mut cursor: Cursor) {
         let deadline = Instant::now() + self.grace;
         loop {
             let from_start = cursor == Cursor::default();
-            match tokio::time::timeout_at(deadline, self.pass(&mut cursor)).await {
+            match tokio::time::timeout_at(deadline, self.pass(&mut cursor, Locked::Wait)).await {
                 Ok(Ok(0)) if from_start => return,
                 Ok(Ok(_)) => {}
                 Ok(Err(err)) => {
@@ -131,12 +139,12 @@ impl Compactor {
 
     /// Compacts from `cursor` until a take comes back short (the end of a pass); returns the
     /// rows taken.
-    async fn pass(&self, cursor: &mut Cursor) -> Result<usize, DbErr> {
+    async fn pass(&self, cursor: &mut Cursor, locked: Locked) -> Result<usize, DbErr> {
         let started = std::time::Instant::now();
         let mut total = 0;
         loop {
             self.give_way().await;
-            let taken = unwinding(store::compact(&self.db, cursor, TAKE)).await?;
+            let taken = unwinding(store::compact(&self.db, cursor, TAKE, locked)).await?;
             total += taken;
             metrics::compacted(taken);
             if taken < TAKE {

@@ -18,8 +18,7 @@ mod postgres;
 mod rollups;
 mod sqlite;
 
-pub use pending::Cursor;
-use pending::Locked;
+pub use pending::{Cursor, Locked};
 
 /// Stores `events` in one transaction; returns how many were new (the rest were duplicates,
 /// of stored rows or of each other).
@@ -38,16 +37,9 @@ pub async fn insert_events(db: &DatabaseConnection, events: &[UsageEvent]) -> Re
 /// Adds up to `most` pending rollup rows, from `cursor` on in key order, to the rollup
 /// tables, the keys' peaks and counters, and deletes them; returns how many it took (fewer
 /// than `most`: the pass is over and `cursor` is back at the start). On PostgreSQL the rows
-/// another node's compactor holds are skipped.
+/// another transaction holds (another node's compactor) are skipped or waited for, as
+/// `locked` says.
 pub async fn compact(
-    db: &DatabaseConnection,
-    cursor: &mut Cursor,
-    most: usize,
-) -> Result<usize, DbErr> {
-    compact_locked(db, cursor, most, Locked::Skip).await
-}
-
-async fn compact_locked(
     db: &DatabaseConnection,
     cursor: &mut Cursor,
     most: usize,
@@ -68,7 +60,7 @@ pub async fn compact_all(db: &DatabaseConnection) -> Result<usize, DbErr> {
     let mut cursor = Cursor::default();
     let mut total = 0;
     loop {
-        let taken = compact_locked(db, &mut cursor, COMPACT_ALL_TAKE, Locked::Wait).await?;
+        let taken = compact(db, &mut cursor, COMPACT_ALL_TAKE, Locked::Wait).await?;
         total += taken;
         if taken == 0 && cursor == Cursor::default() {
             return Ok(total);

@@ -67,7 +67,12 @@ async fn two_nodes_admit_exactly_the_shared_limit_and_meter_every_call() {
     assert_each_answer_metered_once(&events, &answers);
     let stored = |status| events.values().flatten().filter(|&&s| s == status).count();
     assert_eq!((stored(200), stored(429)), (admitted, refused));
-    assert_eq!(usage_count(&db, key).await, 3000);
+    let logs = format!("{}\n{}", first.tail(), second.tail());
+    assert_eq!(
+        usage_count(&db, key).await,
+        3000,
+        "the key's counter\n{logs}"
+    );
 }
 
 /// `serve` restarts itself (same process) with mimalloc purging freed memory at once, unless

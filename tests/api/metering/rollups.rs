@@ -19,7 +19,7 @@ use tollgate::{
         event::method,
         rollup::{self, Granularity, RollupKey, Totals},
         sketch::LatencySketch,
-        store::{Cursor, compact, compact_all, insert_events},
+        store::{Cursor, Locked, compact, compact_all, insert_events},
         utilization::{self, PeakKey, PerMille},
     },
 };
@@ -375,7 +375,7 @@ async fn concurrent_compactors_add_each_pending_row_exactly_once() {
                 let mut cursor = Cursor::default();
                 let mut taken = 0;
                 while !stop.is_cancelled() {
-                    taken += compact(&db, &mut cursor, 40).await.unwrap();
+                    taken += compact(&db, &mut cursor, 40, Locked::Skip).await.unwrap();
                     tokio::task::yield_now().await;
                 }
                 taken
