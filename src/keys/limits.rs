@@ -131,13 +131,7 @@ pub async fn policy_of(
         Some(plan) => plans::Entity::find_by_id(plan).one(db).await?,
         None => None,
     };
-    let configured = Limits {
-        per_minute: Some(defaults.per_minute as i64),
-        per_hour: Some(defaults.per_hour as i64),
-        per_day: Some(defaults.per_day as i64),
-        per_month: (defaults.per_month > 0).then_some(defaults.per_month as i64),
-    };
-    let plan = plan.map_or(configured, |p| Limits {
+    let plan = plan.map(|p| Limits {
         per_minute: Some(p.per_minute),
         per_hour: Some(p.per_hour),
         per_day: Some(p.per_day),
@@ -149,12 +143,37 @@ pub async fn policy_of(
         per_day: tenant.limit_per_day,
         per_month: tenant.limit_per_month,
     };
-    let timezone = tenant.timezone.parse().unwrap_or_else(|_| {
-        tracing::warn!(tenant = %tenant.id, timezone = %tenant.timezone, "unknown time zone; using UTC");
+    Ok(policy(
+        tenant.id,
+        overrides,
+        plan,
+        &tenant.timezone,
+        defaults,
+    ))
+}
+
+/// The [`TenantPolicy`] of a tenant with these `overrides` and stored `timezone`, on a plan
+/// with these limits (or on none: the configured defaults). An unreadable time zone falls
+/// back to UTC.
+pub(crate) fn policy(
+    tenant: uuid::Uuid,
+    overrides: Limits,
+    plan: Option<Limits>,
+    timezone: &str,
+    defaults: &LimitSettings,
+) -> TenantPolicy {
+    let configured = Limits {
+        per_minute: Some(defaults.per_minute as i64),
+        per_hour: Some(defaults.per_hour as i64),
+        per_day: Some(defaults.per_day as i64),
+        per_month: (defaults.per_month > 0).then_some(defaults.per_month as i64),
+    };
+    let timezone = timezone.parse().unwrap_or_else(|_| {
+        tracing::warn!(%tenant, timezone, "unknown time zone; using UTC");
         chrono_tz::Tz::UTC
     });
-    Ok(TenantPolicy {
-        limits: overrides.or(plan),
+    TenantPolicy {
+        limits: overrides.or(plan.unwrap_or(configured)),
         timezone,
-    })
+    }
 }

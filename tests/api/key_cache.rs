@@ -8,14 +8,20 @@ use std::{
     time::{Duration, Instant},
 };
 
+use chrono::SubsecRound;
 use reqwest::Method;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
 use serde_json::{Value, json};
 use tollgate::{
     config::SecretUrl,
-    entities::api_keys,
+    entities::{api_keys, plans, tenants},
     ids::KeyId,
-    keys::{events::KeyChanged, secret::hash_secret},
+    keys::{
+        events::KeyChanged,
+        resolve::{self, KeyStatus},
+        secret::hash_secret,
+    },
+    limits::Quota,
     tenancy::Role,
 };
 use uuid::Uuid;
@@ -123,6 +129,90 @@ async fn a_failed_reload_serves_the_last_good_copy_but_never_a_changed_keys() {
 
     rename_keys_table(&app, "api_keys_away", "api_keys").await;
     assert_eq!(status(&app, &changed).await, 200, "reloaded");
+}
+
+/// A cache miss reads the key with its effective limits (each window the key's own
+/// override, else its tenant's, else its plan's, else the configured default) and its
+/// tenant's time zone; the secret a rotation replaced loads with the end of its grace, and a
+/// secret no key answers to loads nothing.
+#[tokio::test]
+async fn a_cache_miss_loads_the_effective_limits_and_the_tenants_time_zone() {
+    let app = spawn_app().await;
+    let owner = new_tenant_member(&app, Role::Owner).await;
+    let (id, secret) = new_key(&app, &owner, "loaded").await;
+    let (db, defaults) = (&app.state.db, &app.state.settings.limits);
+    let load = |secret: String| async move {
+        resolve::load(db, &hash_secret(&secret), defaults)
+            .await
+            .unwrap()
+    };
+
+    let key = load(secret.clone()).await.expect("its current secret");
+    assert_eq!(
+        (key.id, key.tenant_id),
+        (id.parse().unwrap(), owner.tenant_id)
+    );
+    assert_eq!(
+        (key.name.as_str(), key.status),
+        ("loaded", KeyStatus::Active)
+    );
+    assert_eq!((key.expires_at, key.grace_until), (None, None));
+    let configured = Quota {
+        minute: defaults.per_minute,
+        hour: defaults.per_hour,
+        day: defaults.per_day,
+        month: (defaults.per_month > 0).then_some(defaults.per_month),
+    };
+    assert_eq!(key.quota, configured, "no plan, no overrides");
+    assert_eq!(key.timezone, chrono_tz::UTC);
+
+    let plan = plans::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        name: Set(format!("Plan {}", Uuid::new_v4().simple())),
+        per_minute: Set(600),
+        per_hour: Set(20_000),
+        per_day: Set(300_000),
+        per_month: Set(Some(5_000_000)),
+        is_default: Set(false),
+        created_at: Set(now()),
+        updated_at: Set(now()),
+    };
+    let plan = plan.insert(db).await.unwrap();
+    let tenant = tenants::Entity::find_by_id(owner.tenant_id.0).one(db).await;
+    let mut tenant: tenants::ActiveModel = tenant.unwrap().unwrap().into();
+    tenant.plan_id = Set(Some(plan.id));
+    tenant.limit_per_hour = Set(Some(15_000));
+    tenant.timezone = Set("Europe/Berlin".into());
+    tenant.update(db).await.unwrap();
+    let expires = now().trunc_subsecs(0) + chrono::Duration::days(30);
+    let grace = now().trunc_subsecs(0) + chrono::Duration::hours(1);
+    let rotated = random_secret();
+    change_behind_the_cache(&app, &id, |row| {
+        row.limit_per_minute = Set(Some(50));
+        row.expires_at = Set(Some(expires));
+        row.previous_key_hash = Set(Some(hash_secret(&secret)));
+        row.previous_expires_at = Set(Some(grace));
+        row.key_hash = Set(hash_secret(&rotated));
+    })
+    .await;
+
+    let key = load(rotated).await.expect("its new secret");
+    let limits = Quota {
+        minute: 50,
+        hour: 15_000,
+        day: 300_000,
+        month: Some(5_000_000),
+    };
+    assert_eq!(
+        key.quota, limits,
+        "the key's minute, the tenant's hour, the plan's rest"
+    );
+    assert_eq!(key.timezone, chrono_tz::Europe::Berlin);
+    assert_eq!((key.expires_at, key.grace_until), (Some(expires), None));
+    let replaced = load(secret).await.expect("the secret it replaced");
+    assert_eq!((replaced.id, replaced.quota), (key.id, limits));
+    assert_eq!(replaced.grace_until, Some(grace));
+    assert_eq!(load(random_secret()).await, None, "no key answers to it");
 }
 
 /// Updates a key's row directly: no broadcast, so only the cache's lifetime ends its copy.
