@@ -99,10 +99,11 @@ for mode in $MODES; do
   "$helper" start "$mode" >/dev/null 2>&1 & server=$!
   if [ -n "${TRACE:-}" ]; then
     # TRACE=<file>: one line a second while the server runs: time, RSS (MB) and the writer's
-    # counters (flushed, spooled, queued), to see which phase holds the memory.
+    # counters (flushed, spooled, queued in the buffer and in the spool's queue), to see which
+    # phase holds the memory.
     while kill -0 "$server" 2>/dev/null; do
       echo "$(date +%s) $mode $(rss "$server" VmRSS 2>/dev/null)" \
-        "$(curl -fs -m 1 "http://127.0.0.1:$PORT/metrics" | awk '/^tollgate_metering_(events_flushed_total|spooled_total|queue_depth) / {printf "%s=%d ", substr($1, 19), $2}')"
+        "$(curl -fs -m 1 "http://127.0.0.1:$PORT/metrics" | awk '/^tollgate_metering_(events_flushed_total|spooled_total|queue_depth|spool_queue_depth) / {printf "%s=%d ", substr($1, 19), $2}')"
       sleep 1
     done >>"$TRACE" & tracer=$!
   fi
@@ -112,7 +113,7 @@ for mode in $MODES; do
   sleep 5
   echo "$mode: keys $KEYS  RSS idle $idle  settled $(rss "$server" VmRSS) (anon $(rss "$server" RssAnon), file $(rss "$server" RssFile))  peak $(rss "$server" VmHWM)  load ${load#LOADJSON }"
   # Whether the writer kept up: events flushed and spooled so far, events still queued.
-  curl -fs "http://127.0.0.1:$PORT/metrics" | awk '/^tollgate_metering_(events_flushed_total|spooled_total|queue_depth)/ {printf "  %s %s", $1, $2} END {print ""}'
+  curl -fs "http://127.0.0.1:$PORT/metrics" | awk '/^tollgate_metering_(events_flushed_total|spooled_total|queue_depth|spool_queue_depth)/ {printf "  %s %s", $1, $2} END {print ""}'
   if [ -n "${DRAIN:-}" ]; then
     # DRAIN=<seconds>: wait (at most that long) until every call's event is in the database,
     # spooled ones replayed, and print the RSS then: the memory of the keys without a backlog.

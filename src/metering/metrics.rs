@@ -7,6 +7,7 @@ pub const QUEUE_DEPTH: &str = "tollgate_metering_queue_depth";
 pub const FLUSHED: &str = "tollgate_metering_events_flushed_total";
 pub const RETRIES: &str = "tollgate_metering_retries_total";
 pub const SPOOLED: &str = "tollgate_metering_spooled_total";
+pub const SPOOL_QUEUE: &str = "tollgate_metering_spool_queue_depth";
 pub const DROPPED: &str = "tollgate_metering_dropped_total";
 pub const FLUSH_DURATION: &str = "tollgate_metering_flush_duration_seconds";
 pub const COMPACTED: &str = "tollgate_metering_rollups_compacted_total";
@@ -28,6 +29,10 @@ pub fn describe() {
         metrics::describe_counter!(
             SPOOLED,
             "Usage events written to the on-disk spool (buffer full or database down)."
+        );
+        metrics::describe_gauge!(
+            SPOOL_QUEUE,
+            "Usage events handed to the spool thread and not yet written to its segment (in memory: the spool's queue has no bound)."
         );
         metrics::describe_counter!(
             DROPPED,
@@ -65,6 +70,10 @@ pub fn retried() {
 
 pub fn spooled(count: usize) {
     metrics::counter!(SPOOLED).increment(count as u64);
+}
+
+pub fn spool_queue(depth: usize) {
+    metrics::gauge!(SPOOL_QUEUE).set(depth as f64);
 }
 
 pub fn dropped(count: usize) {

@@ -10,7 +10,7 @@ use std::{
     path::{Path, PathBuf},
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
         mpsc,
     },
 };
@@ -37,6 +37,8 @@ pub struct Spool {
     tx: mpsc::Sender<Cmd>,
     /// Something was appended since the writer last took the closed segments.
     pending: Arc<AtomicBool>,
+    /// Events sent to the thread and not yet written ([`metrics::SPOOL_QUEUE`]).
+    queued: Arc<AtomicUsize>,
     dir: PathBuf,
 }
 
@@ -56,8 +58,10 @@ impl Spool {
             tracing::warn!(dir = %dir.display(), "the spool holds events from an earlier run; replaying them");
         }
         let pending = Arc::new(AtomicBool::new(leftovers));
+        let queued = Arc::new(AtomicUsize::new(0));
         let (tx, rx) = mpsc::channel();
-        let worker = thread::Appender::new(dir.to_path_buf(), pending.clone(), lock);
+        let worker =
+            thread::Appender::new(dir.to_path_buf(), pending.clone(), queued.clone(), lock);
         std::thread::Builder::new()
             .name("tollgate-spool".into())
             .spawn(move || worker.run(rx))
@@ -65,6 +69,7 @@ impl Spool {
         Ok(Self {
             tx,
             pending,
+            queued,
             dir: dir.to_path_buf(),
         })
     }
@@ -73,7 +78,12 @@ impl Spool {
     /// thread is gone (after [`Spool::close`]).
     pub fn append(&self, events: Vec<UsageEvent>) {
         let count = events.len();
-        if count > 0 && self.tx.send(Cmd::Append(events)).is_err() {
+        if count == 0 {
+            return;
+        }
+        self.queued.fetch_add(count, Ordering::Relaxed);
+        if self.tx.send(Cmd::Append(events)).is_err() {
+            self.queued.fetch_sub(count, Ordering::Relaxed);
             metrics::dropped(count);
             tracing::error!(count, "usage events lost: the spool is closed");
         }

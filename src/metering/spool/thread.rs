@@ -8,7 +8,7 @@ use std::{
     path::PathBuf,
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
         mpsc,
     },
     time::{Duration, Instant},
@@ -30,6 +30,8 @@ struct Open {
 pub(super) struct Appender {
     dir: PathBuf,
     pending: Arc<AtomicBool>,
+    /// Events sent and not yet written: this thread takes off what it wrote (or lost).
+    queued: Arc<AtomicUsize>,
     open: Option<Open>,
     synced_at: Instant,
     // Held for the life of the thread: the directory's lock.
@@ -37,10 +39,16 @@ pub(super) struct Appender {
 }
 
 impl Appender {
-    pub(super) fn new(dir: PathBuf, pending: Arc<AtomicBool>, lock: File) -> Self {
+    pub(super) fn new(
+        dir: PathBuf,
+        pending: Arc<AtomicBool>,
+        queued: Arc<AtomicUsize>,
+        lock: File,
+    ) -> Self {
         Self {
             dir,
             pending,
+            queued,
             open: None,
             synced_at: Instant::now(),
             _lock: lock,
@@ -66,7 +74,11 @@ impl Appender {
     /// Returns `false` when the thread must stop.
     fn handle(&mut self, cmd: Cmd) -> bool {
         match cmd {
-            Cmd::Append(events) => self.append(&events),
+            Cmd::Append(events) => {
+                self.append(&events);
+                let left = self.queued.fetch_sub(events.len(), Ordering::Relaxed) - events.len();
+                metrics::spool_queue(left);
+            }
             Cmd::Rotate(ack) => {
                 self.close_open();
                 let _ = ack.send(());

@@ -93,6 +93,13 @@ async fn a_full_buffer_spools_and_every_event_arrives_once() {
     let spooled = metric(&app, "tollgate_metering_spooled_total").await - spooled_before;
     assert!(spooled >= 400.0, "spooled {spooled}");
     assert_eq!(metric(&app, "tollgate_metering_dropped_total").await, 0.0);
+    // What the spool thread has yet to write is exported (its value is the process's, shared
+    // by the tests running beside this one).
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("\ntollgate_metering_spool_queue_depth "),
+        "the spool's queue depth is exported"
+    );
     let spool = &app.state.settings.metering.spool_dir;
     let leftovers: Vec<_> = std::fs::read_dir(spool)
         .unwrap()
