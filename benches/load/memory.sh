@@ -98,12 +98,12 @@ for mode in $MODES; do
   add_keys "$mode"
   "$helper" start "$mode" >/dev/null 2>&1 & server=$!
   if [ -n "${TRACE:-}" ]; then
-    # TRACE=<file>: one line a second while the server runs: time, RSS (MB) and the writer's
-    # counters (flushed, spooled, queued in the buffer and in the spool's queue), to see which
-    # phase holds the memory.
+    # TRACE=<file>: one line a second while the server runs: time, RSS (then its anonymous and
+    # file-backed parts) and the writer's counters (flushed, spooled, queued in the buffer and
+    # in the spool's queue) and the keys reloaded ahead, to see which phase holds the memory.
     while kill -0 "$server" 2>/dev/null; do
-      echo "$(date +%s) $mode $(rss "$server" VmRSS 2>/dev/null)" \
-        "$(curl -fs -m 1 "http://127.0.0.1:$PORT/metrics" | awk '/^tollgate_metering_(events_flushed_total|spooled_total|queue_depth|spool_queue_depth) / {printf "%s=%d ", substr($1, 19), $2}')"
+      echo "$(date +%s) $mode $(rss "$server" VmRSS 2>/dev/null) anon=$(rss "$server" RssAnon 2>/dev/null) file=$(rss "$server" RssFile 2>/dev/null)" \
+        "$(curl -fs -m 1 "http://127.0.0.1:$PORT/metrics" | awk '/^tollgate_(metering_(events_flushed_total|spooled_total|queue_depth|spool_queue_depth)|key_cache_reloaded_ahead_total) / {sub(/^tollgate_(metering_)?/, "", $1); printf "%s=%d ", $1, $2}')"
       sleep 1
     done >>"$TRACE" & tracer=$!
   fi

@@ -7,6 +7,12 @@
 //! (negative ones `keys.negative_ttl_secs`) as a safety net; changes are pushed out by
 //! `keys::events`.
 //!
+//! Reload ahead: a call that finds its key in the last [`AHEAD_FRACTION`] of the entry's
+//! lifetime is answered from the cache at once and starts a reload in the background (one per
+//! key, at most [`MAX_RELOADING_AHEAD`] at a time), so a key in steady use is reloaded before
+//! it expires and no call of it waits for the database. The bound on staleness is unchanged:
+//! no copy answers longer than a lifetime after its load.
+//!
 //! Stale if error: an entry past its lifetime stays in the cache, as the key's last good
 //! copy, for `keys.stale_if_error_secs` more. The next call reloads it; when that fails, or
 //! takes longer than [`RELOAD_WAIT`], the copy answers for another lifetime, so calls of
@@ -15,8 +21,9 @@
 //! key either way: a second cache of last good copies cost ~0.4 KB per key.
 
 use std::{
+    collections::HashSet,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
@@ -24,7 +31,7 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use moka::{Entry, future::Cache, ops::compute::Op};
-use sea_orm::ConnectionTrait;
+use sea_orm::DatabaseConnection;
 use tokio::time::timeout;
 
 use super::{
@@ -43,6 +50,15 @@ const MAX_LOAD_ATTEMPTS: usize = 3;
 /// (a database that is down can take the pool's whole acquire timeout to say so).
 pub const RELOAD_WAIT: Duration = Duration::from_millis(250);
 
+/// The last part of an entry's lifetime (this fraction of it) in which a call starts a reload
+/// in the background.
+pub const AHEAD_FRACTION: u32 = 5;
+
+/// Most reloads ahead running at once: beyond it a call due to start one does not, and its
+/// key is reloaded by a later call (ahead, or at expiry as without them). Bounds the tasks and
+/// the pool's connections the reloads take when many keys come due together.
+pub const MAX_RELOADING_AHEAD: usize = 16;
+
 /// Cheap to clone: every clone shares the same entries.
 #[derive(Clone)]
 pub struct KeyCache {
@@ -57,6 +73,10 @@ struct Inner {
     /// may predate the change.
     generation: AtomicU64,
     lifetime: Duration,
+    /// The part of the lifetime, before its end, in which calls start reloads ahead.
+    ahead: Duration,
+    /// The keys being reloaded ahead.
+    reloading: Mutex<HashSet<Digest>>,
     /// `keys.stale_if_error_secs`.
     grace: Duration,
     defaults: LimitSettings,
@@ -76,6 +96,13 @@ struct Cached {
 impl Cached {
     fn is_fresh(&self) -> bool {
         Instant::now() < self.fresh_until
+    }
+
+    /// Within the last `ahead` of its lifetime, or past it.
+    fn is_due(&self, now: Instant, ahead: Duration) -> bool {
+        self.fresh_until
+            .checked_sub(ahead)
+            .is_none_or(|from| now >= from)
     }
 }
 
@@ -118,6 +145,8 @@ impl KeyCache {
                 unknown,
                 generation: AtomicU64::new(0),
                 lifetime,
+                ahead: lifetime / AHEAD_FRACTION,
+                reloading: Mutex::default(),
                 grace,
                 defaults: defaults.clone(),
             }),
@@ -127,7 +156,7 @@ impl KeyCache {
     /// Resolves a presented secret: 401 when missing or unknown, 403 when not usable.
     pub async fn resolve(
         &self,
-        db: &impl ConnectionTrait,
+        db: &DatabaseConnection,
         presented: &str,
         now: DateTime<Utc>,
     ) -> Result<Arc<CachedKey>> {
@@ -138,7 +167,7 @@ impl KeyCache {
     /// Resolves by digest (see `resolve::presented`): from the cache, else the database.
     pub async fn resolve_digest(
         &self,
-        db: &impl ConnectionTrait,
+        db: &DatabaseConnection,
         digest: &Digest,
         now: DateTime<Utc>,
     ) -> Result<Arc<CachedKey>> {
@@ -149,31 +178,27 @@ impl KeyCache {
 
     /// The key answering to `digest`, usable or not (401 when none does); callers apply
     /// `resolve::check`. One database load per digest however many callers wait for it.
-    pub async fn known(
-        &self,
-        db: &impl ConnectionTrait,
-        digest: &Digest,
-    ) -> Result<Arc<CachedKey>> {
+    pub async fn known(&self, db: &DatabaseConnection, digest: &Digest) -> Result<Arc<CachedKey>> {
         let inner = &self.inner;
         for _ in 0..MAX_LOAD_ATTEMPTS {
             let cached = inner.known.get(digest).await;
-            if let Some(cached) = &cached
-                && cached.is_fresh()
-            {
-                return Ok(cached.key.clone());
+            if let Some(cached) = &cached {
+                let now = Instant::now();
+                if now < cached.fresh_until {
+                    if cached.is_due(now, inner.ahead) {
+                        self.reload_ahead(db, digest);
+                    }
+                    return Ok(cached.key.clone());
+                }
             }
             let generation = inner.generation.load(Ordering::Acquire);
             // Boxed: the loads' futures (moka's and the query's) are kilobytes, and a hit,
             // which needs none of them, would otherwise carry and move them on every call.
             let loaded = match cached {
-                Some(_) => Box::pin(self.refresh(db, digest)).await,
+                Some(_) => Box::pin(self.refresh(db, digest, Due::Expired)).await,
                 None => Box::pin(self.load(db, digest)).await,
             };
-            // Cached first, checked second: an invalidation that overlapped the load either
-            // bumped the generation before this check (the entry is dropped here) or drops
-            // the entry itself afterwards.
-            if inner.generation.load(Ordering::Acquire) != generation {
-                self.forget(digest).await;
+            if self.overlapped_a_change(digest, generation).await {
                 continue;
             }
             match loaded {
@@ -234,13 +259,52 @@ impl KeyCache {
         self.inner.unknown.invalidate_all();
     }
 
+    /// Cached first, checked second: an invalidation that overlapped a load begun at
+    /// `generation` either bumped the generation before this check (the entry is dropped
+    /// here, and the load's answer must not be used) or drops the entry itself afterwards.
+    async fn overlapped_a_change(&self, digest: &Digest, generation: u64) -> bool {
+        if self.inner.generation.load(Ordering::Acquire) == generation {
+            return false;
+        }
+        self.forget(digest).await;
+        true
+    }
+
+    /// Starts reloading `digest`'s entry in the background, unless it is being reloaded
+    /// already or [`MAX_RELOADING_AHEAD`] others are.
+    fn reload_ahead(&self, db: &DatabaseConnection, digest: &Digest) {
+        {
+            let mut reloading = self
+                .inner
+                .reloading
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if reloading.len() >= MAX_RELOADING_AHEAD || !reloading.insert(*digest) {
+                return;
+            }
+        }
+        let (cache, db, digest) = (self.clone(), db.clone(), *digest);
+        tokio::spawn(async move {
+            // Taken out of the set however the task ends (a worker's runtime stopping drops it).
+            let _done = Reloading(&cache, digest);
+            let generation = cache.inner.generation.load(Ordering::Acquire);
+            let loaded = cache.refresh(&db, &digest, Due::Ahead).await;
+            if !cache.overlapped_a_change(&digest, generation).await
+                && let Loaded::Key(key, None) = loaded
+            {
+                metrics::counter!("tollgate_key_cache_reloaded_ahead_total").increment(1);
+                tracing::trace!(key_id = %key.id, "reloaded an API key ahead of its expiry");
+            }
+        });
+    }
+
     async fn forget(&self, digest: &Digest) {
         self.inner.known.invalidate(digest).await;
         self.inner.unknown.invalidate(digest).await;
     }
 
     /// No entry: loads the key, or remembers that none answers.
-    async fn load(&self, db: &impl ConnectionTrait, digest: &Digest) -> Loaded {
+    async fn load(&self, db: &DatabaseConnection, digest: &Digest) -> Loaded {
         let inner = &self.inner;
         if inner.unknown.get(digest).await.is_some() {
             return Loaded::Unknown;
@@ -258,20 +322,27 @@ impl KeyCache {
         }
     }
 
-    /// An entry past its lifetime: reloads it, one caller at a time (the callers queued
-    /// behind the first find it fresh), and serves the last good copy again when reloading
-    /// fails within the grace.
-    async fn refresh(&self, db: &impl ConnectionTrait, digest: &Digest) -> Loaded {
+    /// An entry `due` for reloading: reloads it, one caller at a time (the callers queued
+    /// behind the first find it reloaded), and, past its lifetime, serves the last good copy
+    /// again when reloading fails within the grace. A failed reload ahead leaves the entry as
+    /// it was.
+    async fn refresh(&self, db: &DatabaseConnection, digest: &Digest, due: Due) -> Loaded {
         let mut loaded = Loaded::Again;
         let outcome = &mut loaded;
+        let ahead = self.inner.ahead;
         self.inner
             .known
             .entry(*digest)
             .and_compute_with(|current| async move {
-                let Some(stale) = current.map(Entry::into_value).filter(|c| !c.is_fresh()) else {
+                let now = Instant::now();
+                let is_due = |c: &Cached| match due {
+                    Due::Expired => now >= c.fresh_until,
+                    Due::Ahead => c.is_due(now, ahead) && now < c.fresh_until,
+                };
+                let Some(stale) = current.map(Entry::into_value).filter(is_due) else {
                     return Op::Nop;
                 };
-                let servable = Instant::now() < stale.servable_until;
+                let servable = due == Due::Ahead || now < stale.servable_until;
                 match self.fetch_within(db, digest, servable).await {
                     Ok(key) => {
                         *outcome = Loaded::Key(key.clone(), None);
@@ -281,6 +352,10 @@ impl KeyCache {
                         // Deleted behind the cache's back: nothing may revive it later.
                         *outcome = Loaded::Unknown;
                         Op::Remove
+                    }
+                    Err(Miss::Failed(err)) if due == Due::Ahead => {
+                        *outcome = Loaded::Failed(err);
+                        Op::Nop
                     }
                     Err(Miss::Failed(err)) if servable => {
                         *outcome = Loaded::Key(stale.key.clone(), Some(err));
@@ -315,7 +390,7 @@ impl KeyCache {
     /// [`Self::fetch`], given at most [`RELOAD_WAIT`] when a last good copy can stand in.
     async fn fetch_within(
         &self,
-        db: &impl ConnectionTrait,
+        db: &DatabaseConnection,
         digest: &Digest,
         bounded: bool,
     ) -> Result<Arc<CachedKey>, Miss> {
@@ -333,7 +408,7 @@ impl KeyCache {
 
     async fn fetch(
         &self,
-        db: &impl ConnectionTrait,
+        db: &DatabaseConnection,
         digest: &Digest,
     ) -> Result<Arc<CachedKey>, Miss> {
         let hash = hex::encode(digest);
@@ -342,6 +417,30 @@ impl KeyCache {
             Ok(None) => Err(Miss::Unknown),
             Err(err) => Err(Miss::Failed(err)),
         }
+    }
+}
+
+/// Which entries a reload is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Due {
+    /// Past their lifetime: a call is waiting.
+    Expired,
+    /// In the last part of their lifetime (see [`AHEAD_FRACTION`]): in the background.
+    Ahead,
+}
+
+/// A key being reloaded ahead: out of the set when dropped.
+struct Reloading<'a>(&'a KeyCache, Digest);
+
+impl Drop for Reloading<'_> {
+    fn drop(&mut self) {
+        let mut reloading = self
+            .0
+            .inner
+            .reloading
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        reloading.remove(&self.1);
     }
 }
 

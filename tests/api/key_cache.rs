@@ -66,26 +66,78 @@ async fn an_expired_entry_is_reloaded_with_the_keys_current_state() {
     let app = spawn_app_with(|s| s.keys.cache_ttl_secs = 1).await;
     let owner = new_tenant_member(&app, Role::Owner).await;
     let (id, secret) = new_key(&app, &owner, "reloaded").await;
-    let limit = |response: &reqwest::Response| {
-        response.headers()["x-ratelimit-minute-limit"]
-            .to_str()
-            .unwrap()
-            .to_owned()
-    };
     let first = app.ping(&secret).await;
     assert_eq!(first.status(), 200);
-    assert_ne!(limit(&first), "7");
+    assert_ne!(minute_limit(&first), "7");
 
     change_behind_the_cache(&app, &id, |row| row.limit_per_minute = Set(Some(7))).await;
     let cached = app.ping(&secret).await;
-    assert_ne!(limit(&cached), "7", "the cached copy, within its lifetime");
+    assert_ne!(
+        minute_limit(&cached),
+        "7",
+        "the cached copy, within its lifetime"
+    );
 
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert!(!is_cached(&app, &secret).await, "past its lifetime");
     let reloaded = app.ping(&secret).await;
     assert_eq!(reloaded.status(), 200);
-    assert_eq!(limit(&reloaded), "7", "reloaded from the database");
+    assert_eq!(minute_limit(&reloaded), "7", "reloaded from the database");
     assert!(is_cached(&app, &secret).await, "and cached again");
+}
+
+/// A call in the last fifth of its entry's lifetime is answered from the cache at once and
+/// reloads the key in the background: the key's state changed behind the cache's back is
+/// cached before the old copy would have expired, with no call waiting for the database.
+#[tokio::test]
+async fn a_key_in_use_is_reloaded_ahead_of_its_expiry() {
+    let lifetime = Duration::from_secs(4);
+    let app = spawn_app_with(|s| s.keys.cache_ttl_secs = lifetime.as_secs()).await;
+    let owner = new_tenant_member(&app, Role::Owner).await;
+    let (id, secret) = new_key(&app, &owner, "reloaded-ahead").await;
+    let before_load = Instant::now();
+    let first = app.ping(&secret).await;
+    let loaded = Instant::now();
+    assert_eq!(first.status(), 200);
+    assert_ne!(minute_limit(&first), "7");
+    change_behind_the_cache(&app, &id, |row| row.limit_per_minute = Set(Some(7))).await;
+    assert_ne!(
+        minute_limit(&app.ping(&secret).await),
+        "7",
+        "cached, not yet due"
+    );
+
+    // Inside the last fifth of the lifetime, whenever within [before_load, loaded] it began.
+    let due = loaded + lifetime * 4 / 5 + Duration::from_millis(50);
+    let expires = before_load + lifetime;
+    assert!(
+        due + Duration::from_millis(300) < expires,
+        "the first call took too long"
+    );
+    tokio::time::sleep_until(due.into()).await;
+    let served = app.ping(&secret).await;
+    assert_eq!(served.status(), 200);
+    assert_ne!(
+        minute_limit(&served),
+        "7",
+        "answered from the cached copy, not after a reload"
+    );
+
+    let mut reloaded = false;
+    while Instant::now() + Duration::from_millis(20) < expires {
+        if let Some(Some(key)) = app.state.key_cache.peek(&secret).await
+            && key.quota.minute == 7
+        {
+            reloaded = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        reloaded,
+        "the key's current state cached before the old copy expired"
+    );
+    assert_eq!(minute_limit(&app.ping(&secret).await), "7");
 }
 
 /// Reloading an expired entry fails (the keys table is renamed away, on either backend): the
@@ -438,6 +490,14 @@ async fn status(app: &TestApp, secret: &str) -> u16 {
 /// A probe for [`within`]: `GET /v1/ping` with `secret` answers `expected`.
 async fn answers(app: &TestApp, secret: &str, expected: u16) -> bool {
     status(app, secret).await == expected
+}
+
+/// The minute window's limit a response announces.
+fn minute_limit(response: &reqwest::Response) -> String {
+    response.headers()["x-ratelimit-minute-limit"]
+        .to_str()
+        .unwrap()
+        .to_owned()
 }
 
 async fn is_cached(app: &TestApp, secret: &str) -> bool {
