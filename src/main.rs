@@ -16,7 +16,9 @@ use tollgate::{
 
 /// mimalloc instead of the system allocator: a served call allocates and frees many small
 /// objects across threads (request, headers, usage event, the writer's batches), and glibc's
-/// malloc/free took ~15% of a loaded server's CPU (`docs/benchmarks.md`).
+/// malloc/free took ~15% of a loaded server's CPU (`docs/benchmarks.md`). The
+/// `system-allocator` feature leaves it out, for heap profilers.
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

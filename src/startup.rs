@@ -13,7 +13,7 @@ use crate::{
     crypto::MasterKey,
     db,
     gateway::Gateway,
-    http::{self, KnownRoutes},
+    http::{self, ApiDocument, KnownRoutes},
     jobs,
     keys::{cache::KeyCache, events::KeyEvents},
     kv::{Redis, bus::Bus},
@@ -56,12 +56,17 @@ impl Application {
         )
         .await?;
         state.recorder = metering.recorder();
-        let known = web::Data::new(KnownRoutes::from_openapi(&http::openapi::spec()));
+        let spec = http::openapi::spec();
+        let known = web::Data::new(KnownRoutes::from_openapi(&spec));
+        let document = ApiDocument::of(&spec).context("serializing the OpenAPI document")?;
+        let document = web::Data::new(document);
+        drop(spec);
         let app_state = state.clone();
-        let mut server = HttpServer::new(move || http::app(app_state.clone(), known.clone()))
-            .disable_signals()
-            .shutdown_timeout(settings.server.shutdown_timeout_secs)
-            .listen(listener)?;
+        let mut server =
+            HttpServer::new(move || http::app(app_state.clone(), known.clone(), document.clone()))
+                .disable_signals()
+                .shutdown_timeout(settings.server.shutdown_timeout_secs)
+                .listen(listener)?;
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);
         }

@@ -15,7 +15,7 @@ use actix_web::{
 use tracing_actix_web::TracingLogger;
 use utoipa::openapi::OpenApi;
 use utoipa_actix_web::{AppExt, service_config::ServiceConfig};
-use utoipa_swagger_ui::SwaggerUi;
+use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
 
 use crate::{
     error::{Error, ErrorKind},
@@ -63,6 +63,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
 pub fn app(
     state: AppState,
     known_routes: web::Data<KnownRoutes>,
+    document: web::Data<ApiDocument>,
 ) -> App<
     impl ServiceFactory<
         ServiceRequest,
@@ -73,16 +74,18 @@ pub fn app(
     >,
 > {
     let body_limit = BodyLimit(state.settings.server.body_limit_bytes);
-    let (app, api) = App::new()
+    let app = App::new()
         .into_utoipa_app()
         .openapi(openapi::base())
         .configure(routes)
-        .split_for_parts();
+        .into_app();
     let proxy = state.gateway.clone();
     app.app_data(web::Data::new(state))
         .app_data(body_limit)
         .app_data(known_routes)
-        .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api))
+        .app_data(document)
+        .route(ApiDocument::PATH, web::get().to(ApiDocument::serve))
+        .service(SwaggerUi::new("/docs/{_:.*}").config(SwaggerConfig::from(ApiDocument::PATH)))
         .service(web::redirect("/docs", "/docs/"))
         .configure(dashboard::configure)
         .configure(|cfg| gateway::configure(cfg, &proxy))
@@ -92,6 +95,25 @@ pub fn app(
         .wrap(from_fn(around_compress))
         .wrap(from_fn(telemetry::record_request_metrics))
         .wrap(TracingLogger::<telemetry::RequestSpan>::new())
+}
+
+/// The OpenAPI document as served at [`Self::PATH`] (and read by the docs page): serialized
+/// once for every HTTP worker. Each worker holding the document itself, as the docs page's
+/// own route does, kept ~2 MB per worker for a file of ~0.1 MB.
+pub struct ApiDocument(web::Bytes);
+
+impl ApiDocument {
+    pub const PATH: &str = "/openapi.json";
+
+    pub fn of(api: &OpenApi) -> serde_json::Result<Self> {
+        serde_json::to_vec(api).map(|json| Self(json.into()))
+    }
+
+    async fn serve(document: web::Data<ApiDocument>) -> HttpResponse {
+        HttpResponse::Ok()
+            .content_type(header::ContentType::json())
+            .body(document.0.clone())
+    }
 }
 
 /// Marks a response relayed from an upstream by the gateway: [`problem_fallback`] leaves its

@@ -38,7 +38,9 @@ pub struct LatencySketch(Repr);
 #[derive(Clone, Debug)]
 enum Repr {
     Sparse(Vec<(u16, u64)>),
-    Dense(Histogram<u64>),
+    /// Boxed: a histogram's header is ~100 bytes, and most sketches (every pending row's,
+    /// thousands in a batch) are short lists.
+    Dense(Box<Histogram<u64>>),
 }
 
 impl Default for LatencySketch {
@@ -79,7 +81,7 @@ impl LatencySketch {
                     Err(at) => buckets.insert(at, (index, count)),
                 }
                 if buckets.len() > SPARSE_MAX {
-                    self.0 = Repr::Dense(self.histogram().into_owned());
+                    self.0 = Repr::Dense(Box::new(self.histogram().into_owned()));
                 }
             }
             Repr::Dense(histogram) => {
@@ -93,7 +95,7 @@ impl LatencySketch {
         match (&mut self.0, &other.0) {
             (Repr::Dense(ours), Repr::Dense(theirs)) => {
                 // Cannot fail with auto-resize on.
-                ours.add(theirs).ok();
+                ours.add(&**theirs).ok();
             }
             _ => {
                 for (index, count) in other.buckets() {
@@ -155,7 +157,7 @@ impl LatencySketch {
     /// This sketch as a histogram (built for the moment when it is a list).
     fn histogram(&self) -> Cow<'_, Histogram<u64>> {
         match &self.0 {
-            Repr::Dense(histogram) => Cow::Borrowed(histogram),
+            Repr::Dense(histogram) => Cow::Borrowed(&**histogram),
             Repr::Sparse(buckets) => {
                 let mut histogram =
                     Histogram::new(SIGNIFICANT_DIGITS).expect("2 significant digits are valid");
@@ -220,7 +222,7 @@ impl LatencySketch {
             .deserialize(&mut &bytes[..])
             .map_err(|err| SketchError(format!("{err:?}")))?;
         histogram.auto(true);
-        Ok(Self(Repr::Dense(histogram)))
+        Ok(Self(Repr::Dense(Box::new(histogram))))
     }
 }
 

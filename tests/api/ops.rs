@@ -107,8 +107,11 @@ async fn docs_page_and_openapi_document_are_served_offline() {
     let app = spawn_app().await;
     let spec = app.get("/openapi.json").await;
     assert_eq!(spec.status().as_u16(), 200);
+    assert_eq!(spec.headers()["content-type"], "application/json");
     let spec: serde_json::Value = spec.json().await.unwrap();
     assert!(spec["openapi"].as_str().unwrap().starts_with("3.1"));
+    let code = serde_json::to_value(tollgate::http::openapi::spec()).unwrap();
+    assert_eq!(spec, code, "the whole document the code describes");
 
     let page = app.get("/docs/").await;
     assert_eq!(page.status().as_u16(), 200);

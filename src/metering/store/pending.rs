@@ -98,7 +98,9 @@ pub enum Locked {
 
 /// The minute buckets of `events` (the batch's stored ones).
 pub(super) fn of<'a>(events: impl IntoIterator<Item = &'a UsageEvent>) -> Vec<PendingRow> {
-    let mut rows: BTreeMap<RollupKey, PendingRow> = BTreeMap::new();
+    // The key once (as the map's), and rows built from the map: a batch over thousands of
+    // distinct keys holds one entry per bucket here while the events are still held too.
+    let mut rows: BTreeMap<RollupKey, (Totals, DateTime<Utc>, PerMille)> = BTreeMap::new();
     for e in events {
         let key = RollupKey {
             granularity: Granularity::Minute,
@@ -109,21 +111,25 @@ pub(super) fn of<'a>(events: impl IntoIterator<Item = &'a UsageEvent>) -> Vec<Pe
             method: e.method.clone(),
             status_class: rollup::status_class(e.status_code),
         };
-        let row = rows.entry(key).or_insert_with_key(|key| PendingRow {
-            key: key.clone(),
-            totals: Totals::default(),
-            last_at: e.occurred_at,
-            peaks: [0; 4],
-        });
-        row.totals.add_event(e);
-        row.last_at = row.last_at.max(e.occurred_at);
+        let (totals, last_at, peaks) = rows
+            .entry(key)
+            .or_insert_with(|| (Totals::default(), e.occurred_at, [0; 4]));
+        totals.add_event(e);
+        *last_at = (*last_at).max(e.occurred_at);
         if e.key_id.is_some() {
-            for (p, u) in row.peaks.iter_mut().zip(e.utilization) {
+            for (p, u) in peaks.iter_mut().zip(e.utilization) {
                 *p = (*p).max(u);
             }
         }
     }
-    rows.into_values().collect()
+    rows.into_iter()
+        .map(|(key, (totals, last_at, peaks))| PendingRow {
+            key,
+            totals,
+            last_at,
+            peaks,
+        })
+        .collect()
 }
 
 /// Per key: calls and the latest time, in key order (as the keys' counters take them).
