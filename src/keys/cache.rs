@@ -56,8 +56,9 @@ pub const AHEAD_FRACTION: u32 = 5;
 
 /// Most reloads ahead running at once: beyond it a call due to start one does not, and its
 /// key is reloaded by a later call (ahead, or at expiry as without them). Bounds the tasks and
-/// the pool's connections the reloads take when many keys come due together.
-pub const MAX_RELOADING_AHEAD: usize = 16;
+/// the pool's connections the reloads take when many keys come due together (half of the
+/// default pool, so cache misses and other reads still find connections).
+pub const MAX_RELOADING_AHEAD: usize = 8;
 
 /// Cheap to clone: every clone shares the same entries.
 #[derive(Clone)]
