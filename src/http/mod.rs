@@ -97,9 +97,9 @@ pub fn app(
         .wrap(TracingLogger::<telemetry::RequestSpan>::new())
 }
 
-/// The OpenAPI document as served at [`Self::PATH`] (and read by the docs page): serialized
-/// once for every HTTP worker. Each worker holding the document itself, as the docs page's
-/// own route does, kept ~2 MB per worker for a file of ~0.1 MB.
+/// The OpenAPI document as served at [`Self::PATH`] (and read by the docs page), serialized
+/// once at start-up and shared by the HTTP workers. Swagger UI's own route for it kept the
+/// document in every worker (~2 MB each, for ~0.1 MB of JSON) and serialized it per request.
 pub struct ApiDocument(web::Bytes);
 
 impl ApiDocument {
