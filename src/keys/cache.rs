@@ -23,7 +23,7 @@
 use std::{
     collections::HashSet,
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, MutexGuard,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
@@ -94,16 +94,35 @@ struct Cached {
     servable_until: Instant,
 }
 
+impl Inner {
+    /// The keys being reloaded ahead (a panic elsewhere while it was held leaves it usable:
+    /// every change to it is one insert or remove).
+    fn reloading(&self) -> MutexGuard<'_, HashSet<Digest>> {
+        self.reloading
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 impl Cached {
     fn is_fresh(&self) -> bool {
         Instant::now() < self.fresh_until
     }
 
-    /// Within the last `ahead` of its lifetime, or past it.
-    fn is_due(&self, now: Instant, ahead: Duration) -> bool {
-        self.fresh_until
+    /// Whether it is due for a reload at `now`: past its lifetime, within its last `ahead`,
+    /// or not yet (`None`).
+    fn due(&self, now: Instant, ahead: Duration) -> Option<Due> {
+        if now >= self.fresh_until {
+            Some(Due::Expired)
+        } else if self
+            .fresh_until
             .checked_sub(ahead)
             .is_none_or(|from| now >= from)
+        {
+            Some(Due::Ahead)
+        } else {
+            None
+        }
     }
 }
 
@@ -184,12 +203,13 @@ impl KeyCache {
         for _ in 0..MAX_LOAD_ATTEMPTS {
             let cached = inner.known.get(digest).await;
             if let Some(cached) = &cached {
-                let now = Instant::now();
-                if now < cached.fresh_until {
-                    if cached.is_due(now, inner.ahead) {
+                match cached.due(Instant::now(), inner.ahead) {
+                    None => return Ok(cached.key.clone()),
+                    Some(Due::Ahead) => {
                         self.reload_ahead(db, digest);
+                        return Ok(cached.key.clone());
                     }
-                    return Ok(cached.key.clone());
+                    Some(Due::Expired) => {}
                 }
             }
             let generation = inner.generation.load(Ordering::Acquire);
@@ -275,11 +295,7 @@ impl KeyCache {
     /// already or [`MAX_RELOADING_AHEAD`] others are.
     fn reload_ahead(&self, db: &DatabaseConnection, digest: &Digest) {
         {
-            let mut reloading = self
-                .inner
-                .reloading
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+            let mut reloading = self.inner.reloading();
             if reloading.len() >= MAX_RELOADING_AHEAD || !reloading.insert(*digest) {
                 return;
             }
@@ -336,10 +352,7 @@ impl KeyCache {
             .entry(*digest)
             .and_compute_with(|current| async move {
                 let now = Instant::now();
-                let is_due = |c: &Cached| match due {
-                    Due::Expired => now >= c.fresh_until,
-                    Due::Ahead => c.is_due(now, ahead) && now < c.fresh_until,
-                };
+                let is_due = |c: &Cached| c.due(now, ahead) == Some(due);
                 let Some(stale) = current.map(Entry::into_value).filter(is_due) else {
                     return Op::Nop;
                 };
@@ -435,13 +448,7 @@ struct Reloading<'a>(&'a KeyCache, Digest);
 
 impl Drop for Reloading<'_> {
     fn drop(&mut self) {
-        let mut reloading = self
-            .0
-            .inner
-            .reloading
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        reloading.remove(&self.1);
+        self.0.inner.reloading().remove(&self.1);
     }
 }
 
