@@ -187,7 +187,7 @@ impl LatencySketch {
             && lowest == 1
             && f64::from_be_bytes(header[32..40].try_into().expect("8 bytes")) == 1.0;
         if !ours {
-            self.merge(&Self::decode(bytes)?);
+            self.merge(&Self::decode_histogram(bytes)?);
             return Ok(());
         }
         let Some(counts) = counts.get(..word(4) as usize) else {
@@ -213,8 +213,18 @@ impl LatencySketch {
         Ok(())
     }
 
-    /// Decodes [`encode`](Self::encode)'s output; an empty slice is an empty sketch.
+    /// Decodes [`encode`](Self::encode)'s output; an empty slice is an empty sketch. A sketch
+    /// of few buckets comes back as a list, like the one that was encoded: the compactor
+    /// reads back every pending row's sketch, and most hold one to three calls (building a
+    /// histogram for each, with its 2-9 KB counts array, was most of its CPU over many keys).
     pub fn decode(bytes: &[u8]) -> Result<Self, SketchError> {
+        let mut sketch = Self::new();
+        sketch.merge_encoded(bytes)?;
+        Ok(sketch)
+    }
+
+    /// Decodes any V2 encoding through HdrHistogram's deserializer, as a histogram.
+    fn decode_histogram(bytes: &[u8]) -> Result<Self, SketchError> {
         if bytes.is_empty() {
             return Ok(Self::new());
         }
@@ -400,7 +410,7 @@ mod tests {
             alone.merge_encoded(&bytes).unwrap();
             assert_eq!(alone, part, "spread {n} alone");
             by_bytes.merge_encoded(&bytes).unwrap();
-            by_decoding.merge(&LatencySketch::decode(&bytes).unwrap());
+            by_decoding.merge(&LatencySketch::decode_histogram(&bytes).unwrap());
             assert_eq!(by_bytes, by_decoding, "after spread {n}");
             assert_eq!(by_bytes.quantile(0.99), by_decoding.quantile(0.99));
         }
@@ -486,7 +496,8 @@ mod tests {
                 part
             })
             .collect();
-        let empty_histogram = LatencySketch::decode(&LatencySketch::new().encode()).unwrap();
+        let empty_histogram =
+            LatencySketch::decode_histogram(&LatencySketch::new().encode()).unwrap();
         assert!(matches!(empty_histogram.0, Repr::Dense(_)));
         let (mut merged, mut by_bytes, mut into_dense) =
             (LatencySketch::new(), LatencySketch::new(), empty_histogram);
@@ -503,8 +514,18 @@ mod tests {
                 assert_eq!(other.quantile(q), whole.quantile(q), "q={q}");
             }
         }
-        // A list's encoding decodes to the same sketch.
-        assert_eq!(LatencySketch::decode(&parts[0].encode()).unwrap(), parts[0]);
+        // A list's encoding decodes to the same sketch, a list again; a histogram's to a
+        // histogram; both as HdrHistogram's own deserializer reads them.
+        for sketch in [&parts[0], &whole] {
+            let bytes = sketch.encode();
+            let decoded = LatencySketch::decode(&bytes).unwrap();
+            assert_eq!(&decoded, sketch);
+            assert_eq!(
+                matches!(decoded.0, Repr::Sparse(_)),
+                matches!(sketch.0, Repr::Sparse(_))
+            );
+            assert_eq!(decoded, LatencySketch::decode_histogram(&bytes).unwrap());
+        }
     }
 
     #[test]
