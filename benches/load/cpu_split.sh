@@ -16,7 +16,8 @@ MODES="$MODE" benches/load/memory.sh >/tmp/cpu_split.load 2>&1 &
 load=$!
 trap 'kill "$load" 2>/dev/null || true' EXIT
 sleep "$WARMUP"
-server="$(pgrep -n -f -- " serve" || true)"
+# The process listening on PORT: the server memory.sh started.
+server="$(ss -Hltnp "sport = :$PORT" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)"
 [ -n "$server" ] || { echo "no server running; see /tmp/cpu_split.load" >&2; exit 1; }
 
 # Clock ticks of each of the server's threads, summed by thread name; of the peers' processes.
