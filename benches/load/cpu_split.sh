@@ -35,9 +35,9 @@ hz="$(getconf CLK_TCK)" n=$((c2 - c1))
 [ "$n" -gt 0 ] || { echo "no calls served in the window" >&2; exit 1; }
 per() { awk -v d="$1" -v n="$n" -v hz="$hz" 'BEGIN {printf "%.1f", d * 1e6 / hz / n}'; }
 echo "$MODE, $KEYS keys: $((n / WINDOW)) calls/s over ${WINDOW} s; µs of CPU per call:"
-join <(echo "$t1") <(echo "$t2") | while read -r name a b; do
-  if [ "$b" -gt "$a" ]; then echo "  server $name $(per $((b - a)))"; fi
-done
-echo "  server total $(per "$(join <(echo "$t1") <(echo "$t2") | awk '{s += $3 - $2} END {print s}')")"
+# Ticks each thread name spent in the window (threads idle throughout left out).
+spent="$(join <(echo "$t1") <(echo "$t2") | awk '$3 > $2 {print $1, $3 - $2}')"
+while read -r name ticks; do echo "  server $name $(per "$ticks")"; done <<<"$spent"
+echo "  server total $(per "$(awk '{s += $2} END {print s}' <<<"$spent")")"
 echo "  redis-server $(per $((r2 - r1)))  postgres $(per $((p2 - p1)))"
 grep -o 'load {.*' /tmp/cpu_split.load || true
